@@ -1,0 +1,147 @@
+# Build logic for build.ps1 (which only dispatches). Every step runs dotnet from the repository root.
+$ErrorActionPreference = 'Stop'
+$script:Root = Split-Path -Parent $PSScriptRoot
+$script:ModuleBin = Join-Path $Root 'module/bin'
+$script:Artifacts = Join-Path $Root 'artifacts'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$env:DOTNET_SKIP_FIRST_TIME_EXPERIENCE = '1'
+
+function Invoke-Dotnet {
+    # No param block: every argument (including dotnet's own -v q, -c ...) arrives untouched in $args.
+    $Arguments = @($args)
+    Write-Host "dotnet $($Arguments -join ' ')" -ForegroundColor DarkGray
+    & dotnet @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "dotnet $($Arguments[0]) failed with exit code $LASTEXITCODE" }
+}
+
+function Get-QTPwsh {
+    # The pwsh running this script (the local dotnet tool); child processes use the same one.
+    $exe = (Get-Process -Id $PID).Path
+    if ($exe -and (Split-Path -Leaf $exe) -like 'pwsh*') { return @($exe) }
+    return @('dotnet', 'pwsh')
+}
+
+function Invoke-QTPwshChild {
+    param([string] $File, [string[]] $Arguments = @())
+    $cmd = Get-QTPwsh
+    $exe = $cmd[0]
+    $pre = @($cmd | Select-Object -Skip 1)
+    & $exe @pre -NoProfile -NonInteractive -File $File @Arguments | Out-Host
+    return $LASTEXITCODE
+}
+
+function Get-QTNuGetPackages {
+    if ($env:NUGET_PACKAGES) { return $env:NUGET_PACKAGES }
+    $line = & dotnet nuget locals global-packages --list | Select-Object -First 1
+    return ($line -replace '^global-packages:\s*', '').Trim()
+}
+
+function Invoke-QTBuild {
+    param([string] $Configuration = 'Release')
+    Push-Location $Root
+    try {
+        Invoke-Dotnet build src/QuantTools.PowerShell/QuantTools.PowerShell.csproj -c $Configuration -v q -nologo
+        # Cmdlet assembly at module/bin; Core and its dependencies at module/bin/deps (own AssemblyLoadContext).
+        $deps = Join-Path $ModuleBin 'deps'
+        if (Test-Path $ModuleBin) { Remove-Item -Recurse -Force $ModuleBin }
+        New-Item -ItemType Directory -Force $deps | Out-Null
+        Invoke-Dotnet publish src/QuantTools.Core/QuantTools.Core.csproj -c $Configuration -o $deps -v q -nologo
+        $psOut = Join-Path $Root "src/QuantTools.PowerShell/bin/$Configuration/net10.0"
+        Copy-Item (Join-Path $psOut 'QuantTools.PowerShell.dll') $ModuleBin
+        Copy-Item (Join-Path $psOut 'QuantTools.PowerShell.pdb') $ModuleBin -ErrorAction SilentlyContinue
+        Get-ChildItem $deps -Filter '*.deps.json' | Remove-Item
+        # Help (MAML) from module/help/*.psd1, checked against the compiled cmdlets' parameters.
+        $rc = Invoke-QTPwshChild -File (Join-Path $PSScriptRoot 'New-QTHelp.ps1')
+        if ($rc -ne 0) { throw "help generation failed" }
+        Write-Host "Built module: $(Join-Path $Root 'QuantTools.psd1')" -ForegroundColor Green
+    }
+    finally { Pop-Location }
+}
+
+function Read-QTTrx {
+    param([string] $Path)
+    [xml] $x = Get-Content -Raw $Path
+    $c = $x.TestRun.ResultSummary.Counters
+    [pscustomobject]@{
+        Passed  = [int]$c.passed
+        Failed  = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted
+        Skipped = [int]$c.notExecuted
+    }
+}
+
+function Invoke-QTTest {
+    param([string] $Configuration = 'Release')
+    $resultsDir = Join-Path $Artifacts 'test'
+    if (Test-Path $resultsDir) { Remove-Item -Recurse -Force $resultsDir }
+    New-Item -ItemType Directory -Force $resultsDir | Out-Null
+    $totals = [ordered]@{ Passed = 0; Failed = 0; Skipped = 0 }
+    $suites = @()
+    Push-Location $Root
+    try {
+        foreach ($proj in Get-ChildItem (Join-Path $Root 'tests') -Recurse -Filter '*.Tests.csproj' | Sort-Object FullName) {
+            $name = $proj.BaseName
+            $trx = "$name.trx"
+            Write-Host "== xunit: $name" -ForegroundColor Cyan
+            & dotnet test $proj.FullName -c $Configuration -nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' --results-directory $resultsDir
+            $trxPath = Join-Path $resultsDir $trx
+            if (Test-Path $trxPath) {
+                $r = Read-QTTrx $trxPath
+            }
+            else {
+                Write-Host "   $name did not produce results (build or host failure)" -ForegroundColor Red
+                $r = [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+            }
+            if ($LASTEXITCODE -ne 0 -and $r.Failed -eq 0) { $r.Failed = 1 }
+            $suites += [pscustomobject]@{ Suite = $name; Passed = $r.Passed; Failed = $r.Failed; Skipped = $r.Skipped }
+        }
+        Write-Host "== Pester" -ForegroundColor Cyan
+        $pesterJson = Join-Path $resultsDir 'pester.json'
+        $rc = Invoke-QTPwshChild -File (Join-Path $Root 'tests/pester/Invoke-QTPester.ps1') -Arguments @('-ResultPath', $pesterJson, '-NuGetPackages', (Get-QTNuGetPackages))
+        if (Test-Path $pesterJson) {
+            $p = Get-Content -Raw $pesterJson | ConvertFrom-Json
+            if ($rc -ne 0 -and $p.Failed -eq 0) { $p.Failed = 1 }
+        }
+        else { $p = [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }
+        $suites += [pscustomobject]@{ Suite = 'Pester'; Passed = $p.Passed; Failed = $p.Failed; Skipped = $p.Skipped }
+    }
+    finally { Pop-Location }
+    foreach ($s in $suites) {
+        $totals.Passed += $s.Passed; $totals.Failed += $s.Failed; $totals.Skipped += $s.Skipped
+        Write-Host ("   {0,-28} {1,6} passed {2,4} failed {3,4} skipped" -f $s.Suite, $s.Passed, $s.Failed, $s.Skipped)
+    }
+    $line = "$($totals.Passed) passed, $($totals.Failed) failed"
+    if ($totals.Skipped -gt 0) { $line += ", $($totals.Skipped) skipped" }
+    Write-Output $line
+    if ($totals.Failed -gt 0) { return 1 } else { return 0 }
+}
+
+function Invoke-QTDemo {
+    return (Invoke-QTPwshChild -File (Join-Path $Root 'examples/demo.ps1'))
+}
+
+function Invoke-QTBench {
+    param([string] $Filter = '*', [switch] $Full)
+    $proj = Join-Path $Root 'src/QuantTools.Benchmarks/QuantTools.Benchmarks.csproj'
+    if (-not (Test-Path $proj)) { throw "no benchmark project at $proj" }
+    $args = @('run', '-c', 'Release', '--project', $proj, '--', $Filter)
+    if ($Full) { $args += '--full' }
+    Push-Location $Root
+    try { & dotnet @args; return $LASTEXITCODE } finally { Pop-Location }
+}
+
+function Invoke-QTPackage {
+    param([string] $Configuration = 'Release')
+    $dest = Join-Path $Artifacts 'package/QuantTools'
+    if (Test-Path $dest) { Remove-Item -Recurse -Force $dest }
+    New-Item -ItemType Directory -Force $dest | Out-Null
+    Copy-Item (Join-Path $Root 'QuantTools.psd1') $dest
+    Copy-Item (Join-Path $Root 'README.md') $dest
+    New-Item -ItemType Directory -Force (Join-Path $dest 'module') | Out-Null
+    Get-ChildItem (Join-Path $Root 'module') | Where-Object Name -ne 'help' | Copy-Item -Destination (Join-Path $dest 'module') -Recurse
+    $zip = Join-Path $Artifacts 'package/QuantTools.zip'
+    Compress-Archive -Path $dest -DestinationPath $zip -Force
+    Write-Host "Package: $dest and $zip" -ForegroundColor Green
+}
+
+Export-ModuleMember -Function Invoke-QTBuild, Invoke-QTTest, Invoke-QTDemo, Invoke-QTBench, Invoke-QTPackage

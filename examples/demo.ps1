@@ -1,1 +1,50 @@
-Write-Host "demo placeholder"
+<#
+.SYNOPSIS
+    QuantTools demo: PyTorch-exact qparams, quantization and the golden conformance check on bundled data.
+.DESCRIPTION
+    Run through build.ps1 -Demo (which builds first), or after a build: dotnet pwsh ./examples/demo.ps1
+#>
+$ErrorActionPreference = 'Stop'
+$root = Split-Path -Parent $PSScriptRoot
+Import-Module (Join-Path $root 'QuantTools.psd1') -Force
+$data = Join-Path $PSScriptRoot 'data/calibration.safetensors'
+
+function Section([string] $title) { Write-Host ""; Write-Host "== $title" -ForegroundColor Cyan }
+
+Section "Bundled tensors ($data)"
+Import-QuantTensor $data | Format-Table -AutoSize | Out-Host
+
+Section 'Activation qparams from four calibration batches, with each engine''s default observer'
+$batches = Import-QuantTensor $data -Name 'batch*'
+foreach ($engine in 'x86', 'fbgemm', 'qnnpack', 'onednn') {
+    $qp = $batches | Get-QParams -Engine $engine
+    [pscustomobject]@{
+        Engine    = $engine
+        Observer  = $qp.Observer
+        Scale     = $qp.Scale
+        ZeroPoint = $qp.ZeroPoint
+        Range     = "$($qp.QuantMin)..$($qp.QuantMax)"
+    }
+} | Format-Table -AutoSize | Out-Host
+
+Section 'Weight qparams, per output channel (x86 default weight observer)'
+$w = Import-QuantTensor $data -Name weight
+$wq = $w | Get-QParams -Engine x86 -Weight
+$wq | Format-List Observer, QScheme, Axis, Scales, ZeroPoints | Out-Host
+
+Section 'ReLU6 at the forum thread''s input scale 0.019743409 (zero point 0)'
+$q6 = ConvertTo-Quantized -InputObject 6.0 -Scale 0.019743409007787704 -ZeroPoint 0
+Write-Host ("6.0 / scale = {0:N1} steps -> quantized bound {1}: it saturates at quint8's 255, so ReLU6 acts as ReLU here." -f (6.0 / 0.019743409007787704), $q6.IntRepr.Data[0])
+
+Section 'Quantize the activations with MinMax and Histogram qparams, and measure the round-trip error'
+$x = Import-QuantTensor $data -Name activations
+foreach ($obs in 'MinMax', 'Histogram') {
+    $q = $x | ConvertTo-Quantized -Observer $obs -ReduceRange
+    $y = $q | ConvertFrom-Quantized
+    $err = 0.0; $max = 0.0
+    for ($i = 0; $i -lt $x.Length; $i++) { $d = [Math]::Abs($x.Data[$i] - $y.Data[$i]); $err += $d * $d; if ($d -gt $max) { $max = $d } }
+    [pscustomobject]@{ Observer = $obs; Scale = $q.QParams.Scale; ZeroPoint = $q.QParams.ZeroPoint; RmsError = [Math]::Sqrt($err / $x.Length); MaxError = $max }
+} | Format-Table -AutoSize | Out-Host
+
+Section 'Conformance with PyTorch 2.11 (golden cases bundled in tests/fixtures)'
+Test-QuantConformance -Path (Join-Path $root 'tests/fixtures/golden') -Summary | Format-Table -AutoSize | Out-Host

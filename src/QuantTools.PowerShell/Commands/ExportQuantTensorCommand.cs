@@ -1,0 +1,110 @@
+using System.Management.Automation;
+using QuantTools.Core;
+using QuantTools.Core.Formats;
+using QuantTools.Core.Tensors;
+using QuantTools.PowerShell.Internal;
+
+namespace QuantTools.PowerShell.Commands;
+
+/// <summary>Writes piped tensors to one .npy, .npz or .safetensors file.</summary>
+[Cmdlet(VerbsData.Export, "QuantTensor", SupportsShouldProcess = true, DefaultParameterSetName = PathSet)]
+[OutputType(typeof(FileInfo))]
+public sealed class ExportQuantTensorCommand : QuantCmdlet
+{
+    private const string PathSet = "Path";
+    private const string LiteralPathSet = "LiteralPath";
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
+    public string Path { get; set; } = "";
+
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet)]
+    [Alias("PSPath")]
+    public string LiteralPath { get; set; } = "";
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true)]
+    public object[] InputObject { get; set; } = [];
+
+    /// <summary>Names for the tensors, in input order; otherwise each tensor's Name property, else tensor0, tensor1, ...</summary>
+    [Parameter(Position = 1)]
+    public string[]? Name { get; set; }
+
+    /// <summary>Deflate the entries of an .npz file.</summary>
+    [Parameter]
+    public SwitchParameter Compress { get; set; }
+
+    /// <summary>Overwrite an existing file.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Emit the written file.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    private readonly List<(string Name, object Value)> _items = new();
+
+    protected override void ProcessRecord()
+    {
+        foreach (var item in InputObject)
+        {
+            TryItem(item, () =>
+            {
+                var v = TensorArgument.Unwrap(item);
+                object value = v is QTensor q ? q : TensorArgument.ToTensor(item);
+                string name = Name is not null && _items.Count < Name.Length ? Name[_items.Count]
+                    : TensorArgument.NameOf(item) ?? $"tensor{_items.Count}";
+                if (_items.Any(i => i.Name == name))
+                    throw new QuantToolsException(ErrorCode.InvalidArgument, $"two tensors are named '{name}'; use -Name to name them");
+                _items.Add((name, value));
+            });
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_items.Count == 0) return;
+        var path = ParameterSetName == LiteralPathSet
+            ? GetUnresolvedProviderPathFromPSPath(LiteralPath)
+            : GetUnresolvedProviderPathFromPSPath(Path);
+        if (File.Exists(path) && !Force)
+        {
+            WriteError(new ErrorRecord(new IOException($"'{path}' exists; use -Force to overwrite it"),
+                "QuantTools.FileExists", ErrorCategory.ResourceExists, path));
+            return;
+        }
+        if (!ShouldProcess(path, $"Write {_items.Count} tensor(s)")) return;
+        OrThrow<object?>(path, () =>
+        {
+            var ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
+            if (ext == ".safetensors")
+            {
+                var metadata = new Dictionary<string, string>();
+                var tensors = new List<(string, Tensor)>();
+                foreach (var (name, value) in _items)
+                {
+                    if (value is QTensor q) tensors.AddRange(QTensorCodec.Encode(name, q, metadata));
+                    else tensors.Add((name, (Tensor)value));
+                }
+                SafeTensorsFile.Write(path, tensors, metadata.Count > 0 ? metadata : null);
+            }
+            else
+            {
+                var tensors = new List<(string, Tensor)>();
+                foreach (var (name, value) in _items)
+                {
+                    if (value is QTensor q)
+                    {
+                        WriteWarning($"{ext} files cannot hold qparams: '{name}' is written as its int_repr only; use .safetensors to keep scale and zero point");
+                        tensors.Add((name, q.IntRepr));
+                    }
+                    else tensors.Add((name, (Tensor)value));
+                }
+                if (ext == ".npy" && tensors.Count > 1)
+                    throw new QuantToolsException(ErrorCode.InvalidArgument,
+                        $"an .npy file holds one tensor but {tensors.Count} were given; use .npz or .safetensors", path);
+                TensorFile.Write(path, tensors, Compress);
+            }
+            return null;
+        });
+        if (PassThru) WriteObject(new FileInfo(path));
+    }
+}

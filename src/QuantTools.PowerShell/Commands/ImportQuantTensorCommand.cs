@@ -1,0 +1,69 @@
+using System.Management.Automation;
+using QuantTools.Core;
+using QuantTools.Core.Formats;
+using QuantTools.Core.Tensors;
+using QuantTools.PowerShell.Internal;
+
+namespace QuantTools.PowerShell.Commands;
+
+/// <summary>Reads tensors from .npy, .npz and .safetensors files.</summary>
+[Cmdlet(VerbsData.Import, "QuantTensor", DefaultParameterSetName = PathSet)]
+[OutputType(typeof(Tensor), typeof(QTensor))]
+public sealed class ImportQuantTensorCommand : QuantCmdlet
+{
+    private const string PathSet = "Path";
+    private const string LiteralPathSet = "LiteralPath";
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    public string[] Path { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath")]
+    public string[] LiteralPath { get; set; } = [];
+
+    /// <summary>Only tensors whose names match (wildcards).</summary>
+    [Parameter(Position = 1)]
+    [SupportsWildcards]
+    public string[]? Name { get; set; }
+
+    /// <summary>Widen float16 / bfloat16 to float32.</summary>
+    [Parameter]
+    public SwitchParameter WidenHalf { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        bool literal = ParameterSetName == LiteralPathSet;
+        var patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase)).ToArray();
+        foreach (var file in ResolvePaths(literal ? LiteralPath : Path, literal))
+        {
+            TryItem(file, () =>
+            {
+                int matched = 0;
+                foreach (var (name, value) in Read(file))
+                {
+                    if (patterns is not null && !patterns.Any(p => p.IsMatch(name))) continue;
+                    matched++;
+                    var v = value is Tensor t && WidenHalf && t.DType is DType.Float16 or DType.BFloat16 ? t.ToFloat32() : value;
+                    var ps = TensorArgument.WithName(v, name);
+                    ps.Properties.Add(new PSNoteProperty("SourcePath", file));
+                    WriteObject(ps);
+                }
+                if (patterns is not null && matched == 0)
+                    throw new QuantToolsException(ErrorCode.InvalidArgument,
+                        $"no tensor matches {string.Join(", ", Name!)}", file);
+            });
+        }
+    }
+
+    private static IReadOnlyList<(string Name, object Value)> Read(string file)
+    {
+        if (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            var st = SafeTensorsFile.Open(file);
+            var tensors = st.Names.Select(n => (n, st.Get(n))).ToList();
+            return QTensorCodec.Decode(tensors, st.Metadata, file);
+        }
+        return TensorFile.ReadAll(file).Select(t => (t.Name, (object)t.Tensor)).ToList();
+    }
+}

@@ -8,8 +8,7 @@ public static class CategoryRegistry
         // observers and quantize: see ObserverCases / QuantizeCases (registered here when implemented)
         yield return new NotYetRunnableCategory("observers", p => GoldenPaths.Name(p) == "observers.json",
             "observer emulation is not implemented yet");
-        yield return new NotYetRunnableCategory("quantize", p => GoldenPaths.Name(p) == "quantize.json",
-            "quantize kernels are not implemented yet");
+        yield return new QuantizeCases();
         yield return new NotYetRunnableCategory("ops", p => GoldenPaths.Name(p) == "ops.json",
             "quantized op kernels are not implemented yet (integer kernels and engine profiles)");
         yield return new NotYetRunnableCategory("models", p => GoldenPaths.Dir(p) is "models" or "engines",

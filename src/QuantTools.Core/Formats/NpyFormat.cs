@@ -63,7 +63,7 @@ public static class NpyFormat
             try { available = s.Length - s.Position; }
             catch (NotSupportedException) { }
         }
-        var pre = new byte[10];
+        var pre = new byte[12];
         int got = RawData.ReadFully(s, pre.AsSpan(0, 8), source);
         if (got < 6 || !pre.AsSpan(0, 6).SequenceEqual(Magic))
             throw new QuantToolsException(ErrorCode.UnsupportedFormat,

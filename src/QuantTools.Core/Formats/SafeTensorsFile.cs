@@ -42,6 +42,8 @@ public sealed class SafeTensorsFile
         _dataLength = fileLength - _dataStart;
         _entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
         var names = new List<string>();
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new QuantToolsException(ErrorCode.CorruptFile, "header is not valid UTF-8 (expected UTF-8 JSON)", source);
         JsonDocument doc;
         try
         {
@@ -120,13 +122,15 @@ public sealed class SafeTensorsFile
         }
     }
 
-    public static SafeTensorsFile Open(string path)
+    public static SafeTensorsFile Open(string path) => Open(path, InMemoryLimit);
+
+    internal static SafeTensorsFile Open(string path, long inMemoryLimit)
     {
         using var fs = RawData.OpenRead(path);
         try
         {
             long len = fs.Length;
-            if (len <= InMemoryLimit)
+            if (len <= inMemoryLimit)
             {
                 var bytes = new byte[len];
                 int got = RawData.ReadFully(fs, bytes, path);

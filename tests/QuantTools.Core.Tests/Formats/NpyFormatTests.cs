@@ -192,6 +192,18 @@ public class NpyFormatTests : IDisposable
         Assert.Contains("8000000000", ex.Message);
     }
 
+    [Fact]
+    public void HugeShapeOnAStreamOfUnknownLengthDoesNotAllocateIt()
+    {
+        // 2^31-1 float64 elements would be 16 GiB; only the bytes that really arrive are buffered.
+        var b = Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2147483647,), }", new byte[4096]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<QuantToolsException>(() => NpyFormat.Read(new NonSeekable(new MemoryStream(b)), "pipe.npy"));
+        Assert.Equal(ErrorCode.CorruptFile, ex.Code);
+        Assert.Contains("17179869176", ex.Message);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20);
+    }
+
     [Theory]
     [InlineData("'<c8'")]
     [InlineData("'<u4'")]

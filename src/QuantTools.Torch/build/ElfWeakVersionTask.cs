@@ -58,7 +58,7 @@ public sealed class QtElfWeakVersion : Microsoft.Build.Utilities.Task
 
         foreach (var item in Files)
         {
-            string path = item.ItemSpec;
+            string path = Path.GetFullPath(item.ItemSpec);
             if (!File.Exists(path))
             {
                 Log.LogMessage(MessageImportance.Low, "QuantTools.Torch: {0} does not exist; nothing to patch", path);

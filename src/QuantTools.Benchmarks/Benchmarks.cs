@@ -38,6 +38,7 @@ public class QuantizeBenchmarks
     [GlobalSetup]
     public void Setup()
     {
+        CoreBindings.ForceSingleThread();
         _x = Inputs.Normal();
         _q = new byte[_x.Length];
         _copy = new float[_x.Length];
@@ -74,6 +75,7 @@ public class DequantizeBenchmarks
     [GlobalSetup]
     public void Setup()
     {
+        CoreBindings.ForceSingleThread();
         var x = Inputs.Normal();
         LibTorchReference.EnsureLoaded();
         torch.set_num_threads(1);

@@ -21,6 +21,18 @@ internal static class CoreBindings
     public static readonly QuantizeU8? Quantize = Bind<QuantizeU8>(Quantizer, "QuantizePerTensor");
     public static readonly DequantizeU8? Dequantize = Bind<DequantizeU8>(Quantizer, "DequantizePerTensor");
 
+    /// <summary>
+    /// Keeps our kernels on one thread (the rows compare single-thread times): Core's quantize/dequantize kernels split
+    /// inputs of at least <c>QuantizeKernels.ParallelThreshold</c> elements across cores. Returns what was done.
+    /// </summary>
+    public static string ForceSingleThread()
+    {
+        var p = Core.GetType("QuantTools.Core.Kernels.QuantizeKernels")?.GetProperty("ParallelThreshold", BindingFlags.Public | BindingFlags.Static);
+        if (p is null || !p.CanWrite) return "ours: no QuantizeKernels.ParallelThreshold in this build (nothing to force)";
+        p.SetValue(null, int.MaxValue);
+        return "ours: QuantizeKernels.ParallelThreshold = int.MaxValue (single thread)";
+    }
+
     public static bool HaveObservers => CreateMethod != null && Options != null;
 
     private static MethodInfo? CreateMethod => Factory?.GetMethod("Create", BindingFlags.Public | BindingFlags.Static,

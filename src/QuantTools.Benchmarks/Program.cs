@@ -27,6 +27,8 @@ if (args.Contains("--help") || args.Contains("-h"))
     return 0;
 }
 
+var singleThread = CoreBindings.ForceSingleThread();
+Console.WriteLine(singleThread + "; libtorch: torch.set_num_threads(1)");
 var repoRoot = Rows.FindRepoRoot();
 var outDir = Path.Combine(repoRoot, "artifacts", "bench");
 Directory.CreateDirectory(outDir);
@@ -112,6 +114,7 @@ File.WriteAllText(jsonPath, json + Environment.NewLine);
 
 Console.WriteLine();
 Console.WriteLine($"QuantTools benchmarks ({job.Id} job, in-process, single thread; median of {(full ? 20 : 6)} iterations; ratio = peer_ms / ours_ms, > 1: we are faster)");
+Console.WriteLine(singleThread + "; libtorch: torch.set_num_threads(1)");
 Console.WriteLine(Rows.Format(["name", "ours_ms", "peer", "peer_ms", "ratio", "PyTorch 2.11 Xeon ms (reference only)"], table));
 foreach (var m in unavailable.Distinct())
     Console.WriteLine($"skipped {m}: the Core API it measures is not in this build yet (Quantizer / ObserverFactory)");

@@ -1,4 +1,5 @@
 using System.Text;
+using QuantTools.Core.Kernels;
 using QuantTools.Core.Tensors;
 using Xunit.Abstractions;
 
@@ -31,7 +32,7 @@ public sealed class CrossCheckTests(ITestOutputHelper output)
 
         public string Summary(bool core) =>
             $"{what}: {Tensors} tensors, {Elements} elements compared libtorch vs golden formula" +
-            (core ? $", {CoreElements} elements vs Core Quantizer" : ", Core Quantizer not available") +
+            (core ? $", {CoreElements} element comparisons vs Core Quantizer (all kernel paths for per-tensor)" : ", Core Quantizer not available") +
             $"; {Mismatches} mismatches";
 
         public void AssertClean(ITestOutputHelper output, bool core)
@@ -78,31 +79,42 @@ public sealed class CrossCheckTests(ITestOutputHelper output)
                     report.Mismatch($"{dtype.TorchName()} scale={scale:R} zp={zp} x={F(x[i])} [{kind}, case {c}, i {i}/{n}]: libtorch {lt[i]}, golden {g}");
             }
 
-            var ours = CoreQuantizer.QuantizePerTensor(x, scale, zp, dtype);
-            if (ours != null)
+            // Ours on every kernel path this CPU supports (scalar reference and each SIMD path).
+            foreach (var path in KernelPaths.AllSupported())
             {
+                int[]? ours;
+                using (KernelPaths.Force(path))
+                    ours = CoreQuantizer.QuantizePerTensor(x, scale, zp, dtype);
+                if (ours == null) break;
                 core = true;
                 report.CoreElements += n;
                 for (int i = 0; i < n; i++)
                     if (ours[i] != lt[i])
-                        report.Mismatch($"{dtype.TorchName()} scale={scale:R} zp={zp} x={F(x[i])} [{kind}, case {c}, i {i}/{n}]: libtorch {lt[i]}, Core {ours[i]}");
+                        report.Mismatch($"{dtype.TorchName()} scale={scale:R} zp={zp} x={F(x[i])} [{kind}, case {c}, i {i}/{n}, path {path}]: libtorch {lt[i]}, Core {ours[i]}");
             }
 
             // Dequantize what libtorch produced, through libtorch, the golden formula and ours.
             if (c % 3 == 0 || n > 100_000)
             {
                 var y = LibTorchReference.Dequantize(lt, scale, zp, dtype);
-                var oursY = CoreQuantizer.DequantizePerTensor(lt, scale, zp, dtype);
                 dequant.Tensors++;
                 dequant.Elements += n;
-                if (oursY != null) dequant.CoreElements += n;
                 for (int i = 0; i < n; i++)
                 {
                     float g = GoldenFormula.DequantizePerTensor(lt[i], scale, zp);
                     if (BitConverter.SingleToInt32Bits(g) != BitConverter.SingleToInt32Bits(y[i]))
                         dequant.Mismatch($"{dtype.TorchName()} scale={scale:R} zp={zp} q={lt[i]}: libtorch {F(y[i])}, golden {F(g)}");
-                    if (oursY != null && BitConverter.SingleToInt32Bits(oursY[i]) != BitConverter.SingleToInt32Bits(y[i]))
-                        dequant.Mismatch($"{dtype.TorchName()} scale={scale:R} zp={zp} q={lt[i]}: libtorch {F(y[i])}, Core {F(oursY[i])}");
+                }
+                foreach (var path in KernelPaths.AllSupported())
+                {
+                    float[]? oursY;
+                    using (KernelPaths.Force(path))
+                        oursY = CoreQuantizer.DequantizePerTensor(lt, scale, zp, dtype);
+                    if (oursY == null) break;
+                    dequant.CoreElements += n;
+                    for (int i = 0; i < n; i++)
+                        if (BitConverter.SingleToInt32Bits(oursY[i]) != BitConverter.SingleToInt32Bits(y[i]))
+                            dequant.Mismatch($"{dtype.TorchName()} scale={scale:R} zp={zp} q={lt[i]} [path {path}]: libtorch {F(y[i])}, Core {F(oursY[i])}");
                 }
             }
         }

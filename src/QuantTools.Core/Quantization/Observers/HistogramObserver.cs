@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using QuantTools.Core.Kernels;
 using QuantTools.Core.Tensors;
 
@@ -153,46 +155,124 @@ public sealed class HistogramObserver : Observer
         HistcCount(x, bins, lo, hi, hist);
     }
 
+    private const int ParallelThreshold = 1 << 20;
+    /// <summary>Count arrays per chunk: two alternate so that runs of equal bins do not serialize on one counter,
+    /// while 2 × (bins + 1) ints still fit L1 (four copies measured slower).</summary>
+    private const int Copies = 2;
+
     private static void HistcCount(ReadOnlySpan<float> x, int bins, float lo, float hi, float[] hist)
+    {
+        int stride = bins + 1; // slot `bins` collects skipped elements
+        int chunks = x.Length >= ParallelThreshold ? Math.Min(Environment.ProcessorCount, 8) : 1;
+        if (chunks <= 1)
+        {
+            var counts = new int[Copies * stride];
+            CountChunk(x, bins, lo, hi, counts);
+            AddCounts(counts, Copies, stride, bins, hist);
+            return;
+        }
+        // thread-local counts, summed exactly afterwards (integer counts, so the split cannot change the result)
+        var all = new int[chunks * Copies * stride];
+        int per = (x.Length + chunks - 1) / chunks;
+        unsafe
+        {
+            fixed (float* px = x)
+            {
+                float* p = px;
+                int len = x.Length;
+                Parallel.For(0, chunks, k =>
+                {
+                    int s0 = k * per, s1 = Math.Min(len, s0 + per);
+                    if (s1 > s0)
+                        CountChunk(new ReadOnlySpan<float>(p + s0, s1 - s0), bins, lo, hi,
+                            all.AsSpan(k * Copies * stride, Copies * stride));
+                });
+            }
+        }
+        AddCounts(all, chunks * Copies, stride, bins, hist);
+    }
+
+    private static void AddCounts(int[] counts, int copies, int stride, int bins, float[] hist)
+    {
+        for (int k = 0; k < bins; k++)
+        {
+            long c = 0;
+            for (int j = 0; j < copies; j++) c += counts[j * stride + k];
+            hist[k] += c;
+        }
+    }
+
+    /// <summary>
+    /// Counts elements per bin into two alternating count arrays of <c>bins + 1</c> slots (the last slot takes the
+    /// skipped elements), bin = (int)(((x − lo)·bins) / (hi − lo)) in float32 with the last bin closed.
+    /// </summary>
+    private static unsafe void CountChunk(ReadOnlySpan<float> x, int bins, float lo, float hi, Span<int> countsSpan)
     {
         float nb = bins;
         float range = hi - lo;
-        int stride = bins + 1; // slot `bins` collects skipped elements
-        var counts = new int[4 * stride];
+        int stride = bins + 1;
+        int n = x.Length;
         int i = 0;
-        if (Vector.IsHardwareAccelerated && x.Length >= Vector<float>.Count)
+        fixed (float* px = x)
+        fixed (int* c0 = countsSpan)
         {
-            int w = Vector<float>.Count;
-            var vlo = new Vector<float>(lo);
-            var vhi = new Vector<float>(hi);
-            var vnb = new Vector<float>(nb);
-            var vrange = new Vector<float>(range);
-            var vlast = new Vector<int>(bins - 1);
-            var vskip = new Vector<int>(bins);
-            Span<int> idx = stackalloc int[w];
-            for (; i <= x.Length - w; i += w)
+            int* c1 = c0 + stride;
+            if (Avx2.IsSupported && n >= 8)
             {
-                var v = new Vector<float>(x.Slice(i, w));
-                var inRange = Vector.BitwiseAnd(Vector.GreaterThanOrEqual(v, vlo), Vector.LessThanOrEqual(v, vhi));
-                var t = (v - vlo) * vnb / vrange;
-                var b = Vector.Min(Vector.ConvertToInt32(t), vlast);
-                b = Vector.ConditionalSelect(inRange, b, vskip);
-                b.CopyTo(idx);
-                for (int l = 0; l < w; l++) counts[(l & 3) * stride + idx[l]]++;
+                var vlo = Vector256.Create(lo);
+                var vhi = Vector256.Create(hi);
+                var vnb = Vector256.Create(nb);
+                var vrange = Vector256.Create(range);
+                var vlast = Vector256.Create(bins - 1);
+                var vskip = Vector256.Create(bins);
+                int* tmp = stackalloc int[8];
+                for (; i <= n - 8; i += 8)
+                {
+                    var v = Avx.LoadVector256(px + i);
+                    var inRange = Avx.And(Avx.CompareGreaterThanOrEqual(v, vlo), Avx.CompareLessThanOrEqual(v, vhi));
+                    var t = Avx.Divide(Avx.Multiply(Avx.Subtract(v, vlo), vnb), vrange);
+                    var b = Avx2.Min(Avx.ConvertToVector256Int32WithTruncation(t), vlast);
+                    b = Avx2.BlendVariable(vskip, b, inRange.AsInt32());
+                    Avx.Store(tmp, b);
+                    c0[tmp[0]]++;
+                    c1[tmp[1]]++;
+                    c0[tmp[2]]++;
+                    c1[tmp[3]]++;
+                    c0[tmp[4]]++;
+                    c1[tmp[5]]++;
+                    c0[tmp[6]]++;
+                    c1[tmp[7]]++;
+                }
             }
-        }
-        for (; i < x.Length; i++)
-        {
-            float e = x[i];
-            if (!(e >= lo && e <= hi)) continue;
-            long p = (long)((e - lo) * nb / range);
-            if (p >= bins) p = bins - 1;
-            counts[(int)p]++;
-        }
-        for (int k = 0; k < bins; k++)
-        {
-            long c = (long)counts[k] + counts[stride + k] + counts[2 * stride + k] + counts[3 * stride + k];
-            hist[k] += c;
+            else if (Vector.IsHardwareAccelerated && n >= Vector<float>.Count)
+            {
+                int w = Vector<float>.Count;
+                var vlo = new Vector<float>(lo);
+                var vhi = new Vector<float>(hi);
+                var vnb = new Vector<float>(nb);
+                var vrange = new Vector<float>(range);
+                var vlast = new Vector<int>(bins - 1);
+                var vskip = new Vector<int>(bins);
+                int* tmp = stackalloc int[w];
+                for (; i <= n - w; i += w)
+                {
+                    var v = new Vector<float>(x.Slice(i, w));
+                    var inRange = Vector.BitwiseAnd(Vector.GreaterThanOrEqual(v, vlo), Vector.LessThanOrEqual(v, vhi));
+                    var t = (v - vlo) * vnb / vrange;
+                    var b = Vector.Min(Vector.ConvertToInt32(t), vlast);
+                    b = Vector.ConditionalSelect(inRange, b, vskip);
+                    b.CopyTo(new Span<int>(tmp, w));
+                    for (int l = 0; l < w; l++) c0[(l & 1) * stride + tmp[l]]++;
+                }
+            }
+            for (; i < n; i++)
+            {
+                float e = px[i];
+                if (!(e >= lo && e <= hi)) continue;
+                long p = (long)((e - lo) * nb / range);
+                if (p >= bins) p = bins - 1;
+                c0[p]++;
+            }
         }
     }
 

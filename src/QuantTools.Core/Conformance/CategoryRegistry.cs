@@ -5,9 +5,7 @@ public static class CategoryRegistry
 {
     public static IEnumerable<IConformanceCategory> All()
     {
-        // observers and quantize: see ObserverCases / QuantizeCases (registered here when implemented)
-        yield return new NotYetRunnableCategory("observers", p => GoldenPaths.Name(p) == "observers.json",
-            "observer emulation is not implemented yet");
+        yield return new ObserverCases();
         yield return new QuantizeCases();
         yield return new NotYetRunnableCategory("ops", p => GoldenPaths.Name(p) == "ops.json",
             "quantized op kernels are not implemented yet (integer kernels and engine profiles)");

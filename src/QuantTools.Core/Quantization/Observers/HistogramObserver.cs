@@ -1,0 +1,470 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using QuantTools.Core.Kernels;
+using QuantTools.Core.Tensors;
+
+namespace QuantTools.Core.Quantization.Observers;
+
+/// <summary>
+/// PyTorch's HistogramObserver (the PyTorch ≥ 2.5 algorithm, numerics.md §3): a running float32 histogram of
+/// <see cref="Bins"/> bins over [min, max], combined across batches by upscaling the old histogram 16× onto the
+/// new range, and an L2-norm search (Caffe2 NormMinimization) for the clipping range in <see cref="CalculateQParams"/>.
+/// ±inf inputs are dropped; NaN inputs are refused (torch.histc refuses a non-finite range).
+/// </summary>
+public sealed class HistogramObserver : Observer
+{
+    public override string Name => "HistogramObserver";
+    public const int UpsampleRate = 16;
+    public int Bins { get; }
+    /// <summary>2^bits of the dtype (256 for 8-bit types even with reduce_range).</summary>
+    public long DstNBins { get; }
+
+    private float _min = float.PositiveInfinity, _max = float.NegativeInfinity;
+    private float[] _hist;
+
+    public override float[] MinVal => [_min];
+    public override float[] MaxVal => [_max];
+    /// <summary>A copy of the running histogram (float32 counts).</summary>
+    public float[] Histogram => (float[])_hist.Clone();
+
+    public HistogramObserver(ObserverOptions? options = null) : base(Check(options ?? new ObserverOptions()))
+    {
+        var o = options ?? new ObserverOptions();
+        Bins = o.Bins;
+        DstNBins = o.Dtype switch
+        {
+            DType.QInt8 or DType.QUInt8 or DType.Int8 or DType.UInt8 => 256,
+            DType.QInt32 or DType.Int32 => 1L << 32,
+            _ => throw new QuantToolsException(ErrorCode.NotSupported,
+                $"HistogramObserver needs torch.iinfo({o.Dtype.TorchName()}), which PyTorch does not define"),
+        };
+        _hist = new float[Bins];
+    }
+
+    private static ObserverOptions Check(ObserverOptions o)
+    {
+        RequirePerTensor(o, "HistogramObserver");
+        if (o.IsDynamic)
+            throw new QuantToolsException(ErrorCode.NotSupported, "HistogramObserver doesn't support dynamic quantization");
+        if (o.Bins <= 0)
+            throw new QuantToolsException(ErrorCode.InvalidArgument, $"bins must be > 0 (torch.histc), got {o.Bins}");
+        return o;
+    }
+
+    public override void Reset()
+    {
+        _min = float.PositiveInfinity;
+        _max = float.NegativeInfinity;
+        Array.Clear(_hist);
+    }
+
+    public override void Forward(Tensor x)
+    {
+        var v = AsFloat32(x);
+        if (v.Length == 0) return;
+        var (xMin, xMax) = MinMaxKernel.Compute(v);
+        if (xMin == float.NegativeInfinity || xMax == float.PositiveInfinity)
+        {
+            // x = x[x.abs() != inf]; the dropped elements lie outside any finite histc range, so only min/max change.
+            (xMin, xMax) = FiniteMinMax(v);
+            if (float.IsPositiveInfinity(xMin) && float.IsNegativeInfinity(xMax)) return; // nothing finite left
+        }
+        if (float.IsNaN(xMin) || float.IsNaN(xMax))
+            throw new QuantToolsException(ErrorCode.InvalidArgument,
+                "torch.histc: range of [nan, nan] is not finite (the input contains NaN)");
+
+        bool uninitialized = float.IsPositiveInfinity(_min) || float.IsNegativeInfinity(_max);
+        if (uninitialized)
+        {
+            var h = new float[Bins];
+            Histc(v, Bins, xMin, xMax, h);
+            _min = xMin;
+            _max = xMax;
+            _hist = h;
+            return;
+        }
+        float newMin = QParamsMath.Minimum(_min, xMin);
+        float newMax = QParamsMath.Maximum(_max, xMax);
+        var update = new float[Bins];
+        Histc(v, Bins, newMin, newMax, update);
+        if (newMin == _min && newMax == _max)
+        {
+            for (int i = 0; i < Bins; i++) _hist[i] = _hist[i] + update[i];
+            return;
+        }
+        float[] transformed;
+        if (_min == _max)
+        {
+            // histc(orig_min, bins, update_min, update_max) * sum(orig_hist)
+            float total = TorchFloatOps.Sum(_hist);
+            transformed = new float[Bins];
+            Histc([_min], Bins, newMin, newMax, transformed);
+            for (int i = 0; i < Bins; i++) transformed[i] *= total;
+        }
+        else
+        {
+            transformed = UpscaleHistogram(_hist, _min, _max, newMin, newMax);
+        }
+        for (int i = 0; i < Bins; i++) update[i] = update[i] + transformed[i];
+        _hist = update;
+        _min = newMin;
+        _max = newMax;
+    }
+
+    private static (float, float) FiniteMinMax(ReadOnlySpan<float> v)
+    {
+        float mn = float.PositiveInfinity, mx = float.NegativeInfinity;
+        foreach (var e in v)
+        {
+            if (float.IsNaN(e)) return (float.NaN, float.NaN);
+            if (float.IsInfinity(e)) continue;
+            if (e < mn) mn = e;
+            if (e > mx) mx = e;
+        }
+        return (mn, mx);
+    }
+
+    /// <summary>
+    /// torch.histc(x, bins, min, max) added into <paramref name="hist"/> (which must start at zero):
+    /// LINEAR_INTERPOLATION binning <c>(int64)(((x − lo)·bins) / (hi − lo))</c> in float32, the last bin closed,
+    /// NaN and out-of-range elements skipped. min == max widens to the data's own range, then to [v−1, v+1].
+    /// </summary>
+    internal static void Histc(ReadOnlySpan<float> x, int bins, float min, float max, float[] hist)
+    {
+        double left = min, right = max;
+        if (left == right && x.Length > 0)
+        {
+            var (a, b) = MinMaxKernel.Compute(x);
+            left = a;
+            right = b;
+        }
+        if (left == right)
+        {
+            left -= 1;
+            right += 1;
+        }
+        if (double.IsInfinity(left) || double.IsInfinity(right) || double.IsNaN(left) || double.IsNaN(right))
+            throw new QuantToolsException(ErrorCode.InvalidArgument,
+                $"torch.histc: range of [{left}, {right}] is not finite");
+        if (!(left < right))
+            throw new QuantToolsException(ErrorCode.InvalidArgument, "torch.histc: max must be larger than min");
+        // bin_edges = linspace(left, right, bins + 1) in float32; the kernel uses its first and last edges.
+        float lo = TorchFloatOps.LinspaceAt((float)left, (float)right, bins + 1, 0);
+        float hi = TorchFloatOps.LinspaceAt((float)left, (float)right, bins + 1, bins);
+        HistcCount(x, bins, lo, hi, hist);
+    }
+
+    private const int ParallelThreshold = 1 << 20;
+    /// <summary>Count arrays per chunk: two alternate so that runs of equal bins do not serialize on one counter,
+    /// while 2 × (bins + 1) ints still fit L1 (four copies measured slower).</summary>
+    private const int Copies = 2;
+
+    private static void HistcCount(ReadOnlySpan<float> x, int bins, float lo, float hi, float[] hist)
+    {
+        int stride = bins + 1; // slot `bins` collects skipped elements
+        int chunks = x.Length >= ParallelThreshold ? Math.Min(Environment.ProcessorCount, 8) : 1;
+        if (chunks <= 1)
+        {
+            var counts = new int[Copies * stride];
+            CountChunk(x, bins, lo, hi, counts);
+            AddCounts(counts, Copies, stride, bins, hist);
+            return;
+        }
+        // thread-local counts, summed exactly afterwards (integer counts, so the split cannot change the result)
+        var all = new int[chunks * Copies * stride];
+        int per = (x.Length + chunks - 1) / chunks;
+        unsafe
+        {
+            fixed (float* px = x)
+            {
+                float* p = px;
+                int len = x.Length;
+                Parallel.For(0, chunks, k =>
+                {
+                    int s0 = k * per, s1 = Math.Min(len, s0 + per);
+                    if (s1 > s0)
+                        CountChunk(new ReadOnlySpan<float>(p + s0, s1 - s0), bins, lo, hi,
+                            all.AsSpan(k * Copies * stride, Copies * stride));
+                });
+            }
+        }
+        AddCounts(all, chunks * Copies, stride, bins, hist);
+    }
+
+    private static void AddCounts(int[] counts, int copies, int stride, int bins, float[] hist)
+    {
+        for (int k = 0; k < bins; k++)
+        {
+            long c = 0;
+            for (int j = 0; j < copies; j++) c += counts[j * stride + k];
+            hist[k] += c;
+        }
+    }
+
+    /// <summary>
+    /// Counts elements per bin into two alternating count arrays of <c>bins + 1</c> slots (the last slot takes the
+    /// skipped elements), bin = (int)(((x − lo)·bins) / (hi − lo)) in float32 with the last bin closed.
+    /// </summary>
+    private static unsafe void CountChunk(ReadOnlySpan<float> x, int bins, float lo, float hi, Span<int> countsSpan)
+    {
+        float nb = bins;
+        float range = hi - lo;
+        int stride = bins + 1;
+        int n = x.Length;
+        int i = 0;
+        fixed (float* px = x)
+        fixed (int* c0 = countsSpan)
+        {
+            int* c1 = c0 + stride;
+            if (Avx2.IsSupported && n >= 8)
+            {
+                var vlo = Vector256.Create(lo);
+                var vhi = Vector256.Create(hi);
+                var vnb = Vector256.Create(nb);
+                var vrange = Vector256.Create(range);
+                var vlast = Vector256.Create(bins - 1);
+                var vskip = Vector256.Create(bins);
+                int* tmp = stackalloc int[8];
+                for (; i <= n - 8; i += 8)
+                {
+                    var v = Avx.LoadVector256(px + i);
+                    var inRange = Avx.And(Avx.CompareGreaterThanOrEqual(v, vlo), Avx.CompareLessThanOrEqual(v, vhi));
+                    var t = Avx.Divide(Avx.Multiply(Avx.Subtract(v, vlo), vnb), vrange);
+                    var b = Avx2.Min(Avx.ConvertToVector256Int32WithTruncation(t), vlast);
+                    b = Avx2.BlendVariable(vskip, b, inRange.AsInt32());
+                    Avx.Store(tmp, b);
+                    c0[tmp[0]]++;
+                    c1[tmp[1]]++;
+                    c0[tmp[2]]++;
+                    c1[tmp[3]]++;
+                    c0[tmp[4]]++;
+                    c1[tmp[5]]++;
+                    c0[tmp[6]]++;
+                    c1[tmp[7]]++;
+                }
+            }
+            else if (Vector.IsHardwareAccelerated && n >= Vector<float>.Count)
+            {
+                int w = Vector<float>.Count;
+                var vlo = new Vector<float>(lo);
+                var vhi = new Vector<float>(hi);
+                var vnb = new Vector<float>(nb);
+                var vrange = new Vector<float>(range);
+                var vlast = new Vector<int>(bins - 1);
+                var vskip = new Vector<int>(bins);
+                int* tmp = stackalloc int[w];
+                for (; i <= n - w; i += w)
+                {
+                    var v = new Vector<float>(x.Slice(i, w));
+                    var inRange = Vector.BitwiseAnd(Vector.GreaterThanOrEqual(v, vlo), Vector.LessThanOrEqual(v, vhi));
+                    var t = (v - vlo) * vnb / vrange;
+                    var b = Vector.Min(Vector.ConvertToInt32(t), vlast);
+                    b = Vector.ConditionalSelect(inRange, b, vskip);
+                    b.CopyTo(new Span<int>(tmp, w));
+                    for (int l = 0; l < w; l++) c0[(l & 1) * stride + tmp[l]]++;
+                }
+            }
+            for (; i < n; i++)
+            {
+                float e = px[i];
+                if (!(e >= lo && e <= hi)) continue;
+                long p = (long)((e - lo) * nb / range);
+                if (p >= bins) p = bins - 1;
+                c0[p]++;
+            }
+        }
+    }
+
+    /// <summary>_upscale_histogram: spread each old bin over 16 sub-bins and re-bin their mid-points on the new range.</summary>
+    private float[] UpscaleHistogram(float[] hist, float origMin, float origMax, float updMin, float updMax)
+    {
+        int bins = Bins;
+        int n = bins * UpsampleRate;
+        float binSize = (origMax - origMin) / (float)n;
+        float halfBin = 0.5f * binSize;
+        float step = (origMax - origMin) / (float)n; // linspace(orig_min, orig_max, n + 1) step
+        int halfway = (n + 1) / 2;
+        float[] edges = TorchFloatOps.Linspace(updMin, updMax, bins + 1);
+        var result = new float[bins];
+        int j = 0; // upper_bound position of the previous mid-point
+        float prev = float.NegativeInfinity;
+        for (int i = 0; i < n; i++)
+        {
+            float lin = i < halfway
+                ? MathF.FusedMultiplyAdd(step, i, origMin)
+                : MathF.FusedMultiplyAdd(-step, n - i, origMax);
+            float mid = lin + halfBin;
+            // bucketize(mid, edges, right=True): first index whose edge is > mid
+            if (!(mid >= prev)) j = UpperBound(edges, mid);
+            else
+                while (j < edges.Length && !(edges[j] > mid)) j++;
+            prev = mid;
+            int b = j - 1;
+            if (b >= bins) b = bins - 1;
+            if (b < 0) b = 0;
+            result[b] += hist[i / UpsampleRate] / (float)UpsampleRate;
+        }
+        return result;
+    }
+
+    private static int UpperBound(float[] a, float v)
+    {
+        int start = 0, end = a.Length;
+        while (start < end)
+        {
+            int mid = start + ((end - start) >> 1);
+            if (!(a[mid] > v)) start = mid + 1;
+            else end = mid;
+        }
+        return start;
+    }
+
+    public override QParams CalculateQParams()
+    {
+        if (float.IsPositiveInfinity(_min) && float.IsNegativeInfinity(_max))
+            return CalculateFrom([], [], -1);
+        var (newMin, newMax) = NonLinearParamSearch();
+        return CalculateFrom([newMin], [newMax], -1);
+    }
+
+    /// <summary>The clipping range chosen by the L2 search (before qparams), as PyTorch's _non_linear_param_search.</summary>
+    public (float Min, float Max) SearchRange()
+    {
+        if (float.IsPositiveInfinity(_min) && float.IsNegativeInfinity(_max))
+            throw new QuantToolsException(ErrorCode.InvalidArgument, "the observer has not seen any data");
+        return NonLinearParamSearch();
+    }
+
+    private (float, float) NonLinearParamSearch()
+    {
+        int bins = Bins;
+        float binWidth = (_max - _min) / (float)bins;
+        double total = TorchFloatOps.Sum(_hist);
+        float[] cSum = TorchFloatOps.CumSum(_hist);
+        const double stepSize = 1e-5;
+        double alpha = 0.0, beta = 1.0;
+        int start = 0, end = bins - 1;
+        double normMin = double.PositiveInfinity;
+        var err = new QuantErrorEvaluator(this);
+        while (alpha < beta)
+        {
+            double nextAlpha = alpha + stepSize;
+            double nextBeta = beta - stepSize;
+            float ta = (float)(nextAlpha * total);
+            float tb = (float)(nextBeta * total);
+            int l = start, r = end;
+            while (l < end && cSum[l] < ta) l++;
+            while (r > start && cSum[r] > tb) r--;
+            int nextStart = start, nextEnd = end;
+            if (l - start > end - r)
+            {
+                nextStart = l;
+                alpha = nextAlpha;
+            }
+            else
+            {
+                nextEnd = r;
+                beta = nextBeta;
+            }
+            if (nextStart == start && nextEnd == end) continue;
+            double norm = err.Compute(nextStart, nextEnd);
+            if (norm > normMin) break;
+            normMin = norm;
+            start = nextStart;
+            end = nextEnd;
+        }
+        float newMin = _min + binWidth * (float)start;
+        float newMax = _min + binWidth * (float)(end + 1);
+        return (newMin, newMax);
+    }
+
+    /// <summary>
+    /// _compute_quantization_error(start, end) with the float32 tensor arithmetic of PyTorch, per source bin,
+    /// summed with torch.sum's cascade. Per-search constants (bin offsets, densities) are precomputed.
+    /// </summary>
+    private sealed class QuantErrorEvaluator
+    {
+        private readonly HistogramObserver _o;
+        private readonly double _bw;
+        private readonly float _bwF;
+        private readonly float[] _density;
+        private readonly float[] _norm;
+        private readonly float _dstMax;
+        private readonly bool _fastFloor;
+
+        public QuantErrorEvaluator(HistogramObserver o)
+        {
+            _o = o;
+            int bins = o.Bins;
+            _bw = ((double)o._max - (double)o._min) / bins;
+            _bwF = (float)_bw;
+            _density = new float[bins];
+            for (int i = 0; i < bins; i++) _density[i] = o._hist[i] / _bwF;
+            _norm = new float[bins];
+            _dstMax = (float)(o.DstNBins - 1);
+            // the float floor-division shortcut is exact while every quotient stays below 2^24
+            _fastFloor = (double)bins * o.DstNBins < (1 << 24);
+        }
+
+        public double Compute(int s, int e)
+        {
+            int bins = _o.Bins;
+            double dbw = _bw * (e - s + 1) / _o.DstNBins;
+            if (dbw == 0.0) return 0.0;
+            float bw = _bwF;
+            float d = (float)dbw;
+            float half = (float)(dbw / 2);
+            float nhalf = (float)(-dbw / 2);
+            float halfCube = half * half * half;
+            float nhalfCube = nhalf * nhalf * nhalf;
+            float mid = (halfCube - nhalfCube) / 3f;
+            bool fast = _fastFloor && d > 0f && float.IsNormal(d) && float.IsFinite(bw);
+            float dstMax = _dstMax;
+            var dens = _density;
+            var norm = _norm;
+            for (int i = 0; i < bins; i++)
+            {
+                float b = (float)(i - s) * bw;
+                float en = b + bw;
+                float db = fast ? FloorDivClampFast(b, d, dstMax) : Clamp(TorchFloatOps.DivFloor(b, d), dstMax);
+                float de = fast ? FloorDivClampFast(en, d, dstMax) : Clamp(TorchFloatOps.DivFloor(en, d), dstMax);
+                float dn = dens[i];
+                float dbc = (db + 0.5f) * d;
+                float d1 = b - dbc;
+                float n1 = dn * ((halfCube - d1 * d1 * d1) / 3f);
+                float n2 = (de - db - 1f) * (dn * mid);
+                float acc = 0f + n1;
+                acc = acc + n2;
+                float dec = de * d + half;
+                float d3 = en - dec;
+                float n3 = dn * ((d3 * d3 * d3 - nhalfCube) / 3f);
+                norm[i] = acc + n3;
+            }
+            return TorchFloatOps.Sum(norm);
+        }
+
+        private static float Clamp(float v, float hi)
+        {
+            // torch.clamp(v, 0, hi): std::min(std::max(v, 0), hi); NaN propagates
+            if (float.IsNaN(v)) return v;
+            float r = v < 0f ? 0f : v;
+            return hi < r ? hi : r;
+        }
+
+        /// <summary>
+        /// clamp(floor_divide(a, b), 0, hi) for b &gt; 0 normal and quotients below 2^24: the float quotient's floor is the
+        /// true floor unless the quotient rounded onto an integer from below, which the exact sign of fma(q, b, −a) detects.
+        /// Equals c10::div_floor_floating there (its fmod-based result is the exact floor for such quotients).
+        /// </summary>
+        private static float FloorDivClampFast(float a, float b, float hi)
+        {
+            if (float.IsNaN(a)) return a;
+            if (!(a > 0f)) return 0f; // a ≤ 0: floor ≤ 0 (−0 for a = −0), clamps to 0 (sign of zero is irrelevant downstream)
+            float q = a / b;
+            float f = MathF.Floor(q);
+            if (f == q && MathF.FusedMultiplyAdd(f, b, -a) > 0f) f -= 1f;
+            return hi < f ? hi : f;
+        }
+    }
+}

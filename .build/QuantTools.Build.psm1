@@ -19,6 +19,7 @@ function Get-QTPwsh {
     # The pwsh running this script (the local dotnet tool); child processes use the same one.
     $exe = (Get-Process -Id $PID).Path
     if ($exe -and (Split-Path -Leaf $exe) -like 'pwsh*') { return @($exe) }
+    if ($exe -and (Split-Path -Leaf $exe) -like 'dotnet*') { return @($exe, (Join-Path $PSHOME 'pwsh.dll')) }
     return @('dotnet', 'pwsh')
 }
 

@@ -9,7 +9,7 @@
     Examples    = @(
         @{
             Title   = 'Round trip'
-            Code    = '@(0.1, 0.25, -1.5) | ConvertTo-Quantized -Scale 0.1 -ZeroPoint 10 | ConvertFrom-Quantized | ForEach-Object { $_.Data }'
+            Code    = '(ConvertTo-Quantized -InputObject @(0.1, 0.25, -1.5) -Scale 0.1 -ZeroPoint 10 | ConvertFrom-Quantized).Data'
             Remarks = 'Shows the values the quantized tensor represents: 0.1, 0.2 (0.25 rounds half to even to 2 steps, 0.2), -1.0 (-1.5 saturates at 0).'
         }
     )

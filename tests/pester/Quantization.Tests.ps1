@@ -116,7 +116,7 @@ Describe 'ConvertTo-Quantized and ConvertFrom-Quantized' {
     }
 
     It 'documents a round trip that holds' {
-        (@(0.1, 0.25, -1.5) | ConvertTo-Quantized -Scale 0.1 -ZeroPoint 10 | ConvertFrom-Quantized).Data | Should -Be @([float]0.1, [float]0.2, [float]-1.0)
+        (ConvertTo-Quantized -InputObject @(0.1, 0.25, -1.5) -Scale 0.1 -ZeroPoint 10 | ConvertFrom-Quantized).Data | Should -Be @([float]0.1, [float]0.2, [float]-1.0)
     }
 
     It 'quantizes with a QParams object from Get-QParams, and with an observer in one step' {

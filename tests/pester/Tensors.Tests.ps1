@@ -22,7 +22,7 @@ Describe 'Import-QuantTensor and Export-QuantTensor' {
 
     It 'keeps qparams of quantized tensors in safetensors' {
         $path = Join-Path $TestDrive 'q.safetensors'
-        $q = @(0.5, -0.25, 3.0) | ConvertTo-Quantized -Scale 0.05 -ZeroPoint 128
+        $q = ConvertTo-Quantized -InputObject @(0.5, -0.25, 3.0) -Scale 0.05 -ZeroPoint 128
         $q | Export-QuantTensor $path -Name xq -Force
         $back = Import-QuantTensor $path
         $back.Name | Should -Be 'xq'
@@ -34,7 +34,7 @@ Describe 'Import-QuantTensor and Export-QuantTensor' {
     It 'refuses to overwrite without -Force' {
         $path = Join-Path $TestDrive 'exists.npy'
         Set-Content $path 'x'
-        @(1.0) | Export-QuantTensor $path -ErrorVariable errs -ErrorAction SilentlyContinue
+        Export-QuantTensor $path -InputObject (,[float[]](1.0)) -ErrorVariable errs -ErrorAction SilentlyContinue
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'QuantTools.FileExists*'
         Get-Content $path | Should -Be 'x'
     }
@@ -43,7 +43,7 @@ Describe 'Import-QuantTensor and Export-QuantTensor' {
         $bad = Join-Path $TestDrive 'bad.npy'
         [System.IO.File]::WriteAllBytes($bad, [byte[]](0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 200, 0))
         $good = Join-Path $TestDrive 'good.npy'
-        @(1.0, 2.0) | Export-QuantTensor $good -Force
+        Export-QuantTensor $good -InputObject (,[float[]](1.0, 2.0)) -Force
         $r = Import-QuantTensor -LiteralPath $bad, $good -ErrorVariable errs -ErrorAction SilentlyContinue
         $errs.Count | Should -Be 1
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'QuantTools.CorruptFile*'

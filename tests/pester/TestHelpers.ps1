@@ -6,13 +6,20 @@ $script:Golden = Join-Path $RepoRoot 'tests/fixtures/golden/pytorch-2.11/core'
 function Invoke-QTFreshPwsh {
     # Runs a script block's text in a new pwsh process (a clean session) and returns its output lines.
     param([Parameter(Mandatory)] [string] $Script)
-    $exe = (Get-Process -Id $PID).Path
+    $pwsh = Get-QTPwshCommand
     $file = Join-Path ([System.IO.Path]::GetTempPath()) ("qt-" + [guid]::NewGuid() + '.ps1')
     Set-Content -LiteralPath $file -Value $Script
     try {
         $env:NO_COLOR = '1'
-        $out = & $exe -NoProfile -NonInteractive -File $file 2>&1
+        $out = & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File $file 2>&1
         [pscustomobject]@{ ExitCode = $LASTEXITCODE; Output = @($out | ForEach-Object { "$_" }) }
     }
     finally { Remove-Item -LiteralPath $file -ErrorAction SilentlyContinue }
+}
+
+function Get-QTPwshCommand {
+    # The pwsh running these tests. As a dotnet local tool it runs as 'dotnet <PSHOME>/pwsh.dll'.
+    $exe = (Get-Process -Id $PID).Path
+    if ((Split-Path -Leaf $exe) -like 'dotnet*') { return @($exe, (Join-Path $PSHOME 'pwsh.dll')) }
+    return @($exe)
 }

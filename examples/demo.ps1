@@ -16,16 +16,17 @@ Import-QuantTensor $data | Format-Table -AutoSize | Out-Host
 
 Section 'Activation qparams from four calibration batches, with each engine''s default observer'
 $batches = Import-QuantTensor $data -Name 'batch*'
-foreach ($engine in 'x86', 'fbgemm', 'qnnpack', 'onednn') {
+$rows = foreach ($engine in 'x86', 'fbgemm', 'qnnpack', 'onednn') {
     $qp = $batches | Get-QParams -Engine $engine
     [pscustomobject]@{
         Engine    = $engine
         Observer  = $qp.Observer
-        Scale     = $qp.Scale
+        Scale     = $qp.Scale.ToString('R')
         ZeroPoint = $qp.ZeroPoint
         Range     = "$($qp.QuantMin)..$($qp.QuantMax)"
     }
-} | Format-Table -AutoSize | Out-Host
+}
+$rows | Format-Table -AutoSize | Out-Host
 
 Section 'Weight qparams, per output channel (x86 default weight observer)'
 $w = Import-QuantTensor $data -Name weight
@@ -38,13 +39,14 @@ Write-Host ("6.0 / scale = {0:N1} steps -> quantized bound {1}: it saturates at 
 
 Section 'Quantize the activations with MinMax and Histogram qparams, and measure the round-trip error'
 $x = Import-QuantTensor $data -Name activations
-foreach ($obs in 'MinMax', 'Histogram') {
+$rows = foreach ($obs in 'MinMax', 'Histogram') {
     $q = $x | ConvertTo-Quantized -Observer $obs -ReduceRange
     $y = $q | ConvertFrom-Quantized
     $err = 0.0; $max = 0.0
     for ($i = 0; $i -lt $x.Length; $i++) { $d = [Math]::Abs($x.Data[$i] - $y.Data[$i]); $err += $d * $d; if ($d -gt $max) { $max = $d } }
-    [pscustomobject]@{ Observer = $obs; Scale = $q.QParams.Scale; ZeroPoint = $q.QParams.ZeroPoint; RmsError = [Math]::Sqrt($err / $x.Length); MaxError = $max }
-} | Format-Table -AutoSize | Out-Host
+    [pscustomobject]@{ Observer = $obs; Scale = $q.QParams.Scale.ToString('R'); ZeroPoint = $q.QParams.ZeroPoint; RmsError = [Math]::Sqrt($err / $x.Length).ToString('G6'); MaxError = $max.ToString('G6') }
+}
+$rows | Format-Table -AutoSize | Out-Host
 
 Section 'Conformance with PyTorch 2.11 (golden cases bundled in tests/fixtures)'
 Test-QuantConformance -Path (Join-Path $root 'tests/fixtures/golden') -Summary | Format-Table -AutoSize | Out-Host

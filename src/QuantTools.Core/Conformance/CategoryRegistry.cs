@@ -7,8 +7,7 @@ public static class CategoryRegistry
     {
         yield return new ObserverCases();
         yield return new QuantizeCases();
-        yield return new NotYetRunnableCategory("ops", p => GoldenPaths.Name(p) == "ops.json",
-            "quantized op kernels are not implemented yet (integer kernels and engine profiles)");
+        yield return new OpsCases();
         yield return new NotYetRunnableCategory("models", p => GoldenPaths.Dir(p) is "models" or "engines",
             "whole-model execution is not implemented yet (Invoke-QuantModel)");
         yield return new NotYetRunnableCategory("onnx", p => GoldenPaths.Dir(p) == "onnx",

@@ -5,7 +5,7 @@ namespace QuantTools.Core.Quantization;
 
 /// <summary>
 /// quantize_per_tensor / quantize_per_channel / dequantize / fake_quantize, bit for bit as PyTorch 2.11 on x86
-/// (FBGEMM build). See /docs/numerics.md ("Checked against PyTorch" points 1-2, sections 0 and 4).
+/// (FBGEMM build). See Numerics.md in this project ("Checked against PyTorch" points 1-2, sections 0 and 4).
 /// <para>Which dequantize form <c>q.dequantize()</c> uses, as the golden data shows (quantize.json of seeds 0, 2, 3,
 /// compared bit for bit against both the scalar form <c>f32(sf*(float)(q-zp))</c> and the FMA vector form
 /// <c>fma(sf, (float)q, f32(sf*(float)-zp))</c>): per-tensor quint8, qint8 and qint32 all follow the

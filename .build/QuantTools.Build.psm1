@@ -84,7 +84,8 @@ function Invoke-QTTest {
             $name = $proj.BaseName
             $trx = "$name.trx"
             Write-Host "== xunit: $name" -ForegroundColor Cyan
-            & dotnet test $proj.FullName -c $Configuration -nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' --results-directory $resultsDir
+            & dotnet test $proj.FullName -c $Configuration -nologo -v q --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' --results-directory $resultsDir | Out-Host
+            $testRc = $LASTEXITCODE
             $trxPath = Join-Path $resultsDir $trx
             if (Test-Path $trxPath) {
                 $r = Read-QTTrx $trxPath
@@ -93,7 +94,7 @@ function Invoke-QTTest {
                 Write-Host "   $name did not produce results (build or host failure)" -ForegroundColor Red
                 $r = [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
             }
-            if ($LASTEXITCODE -ne 0 -and $r.Failed -eq 0) { $r.Failed = 1 }
+            if ($testRc -ne 0 -and $r.Failed -eq 0) { $r.Failed = 1 }
             $suites += [pscustomobject]@{ Suite = $name; Passed = $r.Passed; Failed = $r.Failed; Skipped = $r.Skipped }
         }
         Write-Host "== Pester" -ForegroundColor Cyan
@@ -113,7 +114,8 @@ function Invoke-QTTest {
     }
     $line = "$($totals.Passed) passed, $($totals.Failed) failed"
     if ($totals.Skipped -gt 0) { $line += ", $($totals.Skipped) skipped" }
-    Write-Output $line
+    # The closing line CI reads; the function's only output is the exit code.
+    Write-Host $line
     if ($totals.Failed -gt 0) { return 1 } else { return 0 }
 }
 
@@ -125,10 +127,10 @@ function Invoke-QTBench {
     param([string] $Filter = '*', [switch] $Full)
     $proj = Join-Path $Root 'src/QuantTools.Benchmarks/QuantTools.Benchmarks.csproj'
     if (-not (Test-Path $proj)) { throw "no benchmark project at $proj" }
-    $args = @('run', '-c', 'Release', '--project', $proj, '--', $Filter)
-    if ($Full) { $args += '--full' }
+    $runArgs = @('run', '-c', 'Release', '--project', $proj, '--', $Filter)
+    if ($Full) { $runArgs += '--full' }
     Push-Location $Root
-    try { & dotnet @args; return $LASTEXITCODE } finally { Pop-Location }
+    try { & dotnet @runArgs | Out-Host; return $LASTEXITCODE } finally { Pop-Location }
 }
 
 function Invoke-QTPackage {

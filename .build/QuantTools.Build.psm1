@@ -127,7 +127,8 @@ function Invoke-QTBench {
     param([string] $Filter = '*', [switch] $Full)
     $proj = Join-Path $Root 'src/QuantTools.Benchmarks/QuantTools.Benchmarks.csproj'
     if (-not (Test-Path $proj)) { throw "no benchmark project at $proj" }
-    $runArgs = @('run', '-c', 'Release', '--project', $proj, '--', $Filter)
+    $runArgs = @('run', '-c', 'Release', '--project', $proj, '--')
+    if ($Filter -and $Filter -ne '*') { $runArgs += $Filter }
     if ($Full) { $runArgs += '--full' }
     Push-Location $Root
     try { & dotnet @runArgs | Out-Host; return $LASTEXITCODE } finally { Pop-Location }

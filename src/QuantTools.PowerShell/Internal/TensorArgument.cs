@@ -62,7 +62,7 @@ internal static class TensorArgument
 
     /// <summary>The name a piped tensor carries (a Name note property added by Import-QuantTensor), if any.</summary>
     public static string? NameOf(object? input) =>
-        input is PSObject ps && ps.Properties["Name"]?.Value is string s && !string.IsNullOrEmpty(s) ? s : null;
+        input is not null && PSObject.AsPSObject(input).Properties["Name"]?.Value is string s && !string.IsNullOrEmpty(s) ? s : null;
 
     /// <summary>Wraps a tensor with a Name note property, as Import-QuantTensor emits it.</summary>
     public static PSObject WithName(object tensor, string name)

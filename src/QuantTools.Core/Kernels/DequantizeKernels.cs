@@ -50,7 +50,7 @@ public static unsafe class DequantizeKernels
         fixed (byte* pq = q)
         fixed (float* py = y)
         {
-            if (q.Length >= QuantizeKernels.ParallelThreshold)
+            if (q.Length >= QuantizeKernels.ParallelThreshold && Parallelism.MaxThreads > 1)
             {
                 nint sq = (nint)pq, sy = (nint)py; int n = q.Length, ch = QuantizeKernels.ParallelChunk;
                 Parallel.For(0, (n + ch - 1) / ch, c =>
@@ -72,7 +72,7 @@ public static unsafe class DequantizeKernels
         fixed (sbyte* pq = q)
         fixed (float* py = y)
         {
-            if (q.Length >= QuantizeKernels.ParallelThreshold)
+            if (q.Length >= QuantizeKernels.ParallelThreshold && Parallelism.MaxThreads > 1)
             {
                 nint sq = (nint)pq, sy = (nint)py; int n = q.Length, ch = QuantizeKernels.ParallelChunk;
                 Parallel.For(0, (n + ch - 1) / ch, c =>
@@ -94,7 +94,7 @@ public static unsafe class DequantizeKernels
         fixed (int* pq = q)
         fixed (float* py = y)
         {
-            if (q.Length >= QuantizeKernels.ParallelThreshold)
+            if (q.Length >= QuantizeKernels.ParallelThreshold && Parallelism.MaxThreads > 1)
             {
                 nint sq = (nint)pq, sy = (nint)py; int n = q.Length, ch = QuantizeKernels.ParallelChunk;
                 Parallel.For(0, (n + ch - 1) / ch, c =>

@@ -88,11 +88,11 @@ public static unsafe class QuantizeKernels
         fixed (float* px = x)
         fixed (byte* pq = q)
         {
-            if (x.Length >= ParallelThreshold)
+            if (x.Length >= ParallelThreshold && Parallelism.MaxThreads > 1)
             {
                 nint sx = (nint)px, sq = (nint)pq;
                 int n = x.Length, chunks = (n + ParallelChunk - 1) / ParallelChunk;
-                Parallel.For(0, chunks, c =>
+                Parallel.For(0, chunks, Parallelism.Options, c =>
                 {
                     int b = c * ParallelChunk, e = Math.Min(n, b + ParallelChunk);
                     RunU8(path, (float*)sx + b, (byte*)sq + b, e - b, inv, zp);
@@ -112,11 +112,11 @@ public static unsafe class QuantizeKernels
         fixed (float* px = x)
         fixed (sbyte* pq = q)
         {
-            if (x.Length >= ParallelThreshold)
+            if (x.Length >= ParallelThreshold && Parallelism.MaxThreads > 1)
             {
                 nint sx = (nint)px, sq = (nint)pq;
                 int n = x.Length, chunks = (n + ParallelChunk - 1) / ParallelChunk;
-                Parallel.For(0, chunks, c =>
+                Parallel.For(0, chunks, Parallelism.Options, c =>
                 {
                     int b = c * ParallelChunk, e = Math.Min(n, b + ParallelChunk);
                     RunS8(path, (float*)sx + b, (sbyte*)sq + b, e - b, inv, zp);
@@ -136,11 +136,11 @@ public static unsafe class QuantizeKernels
         fixed (float* px = x)
         fixed (int* pq = q)
         {
-            if (x.Length >= ParallelThreshold)
+            if (x.Length >= ParallelThreshold && Parallelism.MaxThreads > 1)
             {
                 nint sx = (nint)px, sq = (nint)pq;
                 int n = x.Length, chunks = (n + ParallelChunk - 1) / ParallelChunk;
-                Parallel.For(0, chunks, c =>
+                Parallel.For(0, chunks, Parallelism.Options, c =>
                 {
                     int b = c * ParallelChunk, e = Math.Min(n, b + ParallelChunk);
                     RunI32(path, (float*)sx + b, (int*)sq + b, e - b, inv, zp);

@@ -163,7 +163,7 @@ public sealed class HistogramObserver : Observer
     private static void HistcCount(ReadOnlySpan<float> x, int bins, float lo, float hi, float[] hist)
     {
         int stride = bins + 1; // slot `bins` collects skipped elements
-        int chunks = x.Length >= ParallelThreshold ? Math.Min(Environment.ProcessorCount, 8) : 1;
+        int chunks = x.Length >= ParallelThreshold ? Math.Min(Kernels.Parallelism.MaxThreads, 8) : 1;
         if (chunks <= 1)
         {
             var counts = new int[Copies * stride];

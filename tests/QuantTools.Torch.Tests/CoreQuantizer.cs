@@ -1,12 +1,10 @@
-using System.Reflection;
 using QuantTools.Core.Tensors;
 
 namespace QuantTools.Torch.Tests;
 
 /// <summary>
-/// Binds to <c>QuantTools.Core.Quantization.Quantizer</c> (written in parallel on another branch) by name, so this
-/// project compiles and runs before it lands: when the type or one of its members is missing, the corresponding
-/// delegate is null and the tests compare libtorch with <see cref="GoldenFormula"/> only.
+/// The Core quantizer entry points the cross-checks call (bound at compile time: a missing or renamed member is a
+/// build error, never a silently skipped comparison).
 /// </summary>
 internal static class CoreQuantizer
 {
@@ -17,31 +15,22 @@ internal static class CoreQuantizer
     public delegate void DequantizeI8(ReadOnlySpan<sbyte> q, Span<float> y, double scale, long zeroPoint);
     public delegate void DequantizeI32(ReadOnlySpan<int> q, Span<float> y, double scale, long zeroPoint);
 
-    public static readonly Type? Type = typeof(Tensor).Assembly.GetType("QuantTools.Core.Quantization.Quantizer");
+    public static readonly Type? Type = typeof(QuantTools.Core.Quantization.Quantizer);
 
-    public static readonly QuantizeU8? QuantizeSpanU8 = Bind<QuantizeU8>("QuantizePerTensor");
-    public static readonly QuantizeI8? QuantizeSpanI8 = Bind<QuantizeI8>("QuantizePerTensor");
-    public static readonly QuantizeI32? QuantizeSpanI32 = Bind<QuantizeI32>("QuantizePerTensor");
-    public static readonly DequantizeU8? DequantizeSpanU8 = Bind<DequantizeU8>("DequantizePerTensor");
-    public static readonly DequantizeI8? DequantizeSpanI8 = Bind<DequantizeI8>("DequantizePerTensor");
-    public static readonly DequantizeI32? DequantizeSpanI32 = Bind<DequantizeI32>("DequantizePerTensor");
-    public static readonly Func<Tensor, QParams, QTensor>? Quantize = Bind<Func<Tensor, QParams, QTensor>>("Quantize");
-    public static readonly Func<QTensor, Tensor>? Dequantize = Bind<Func<QTensor, Tensor>>("Dequantize");
+    public static readonly QuantizeU8? QuantizeSpanU8 = QuantTools.Core.Quantization.Quantizer.QuantizePerTensor;
+    public static readonly QuantizeI8? QuantizeSpanI8 = QuantTools.Core.Quantization.Quantizer.QuantizePerTensor;
+    public static readonly QuantizeI32? QuantizeSpanI32 = QuantTools.Core.Quantization.Quantizer.QuantizePerTensor;
+    public static readonly DequantizeU8? DequantizeSpanU8 = QuantTools.Core.Quantization.Quantizer.DequantizePerTensor;
+    public static readonly DequantizeI8? DequantizeSpanI8 = QuantTools.Core.Quantization.Quantizer.DequantizePerTensor;
+    public static readonly DequantizeI32? DequantizeSpanI32 = QuantTools.Core.Quantization.Quantizer.DequantizePerTensor;
+    public static readonly Func<Tensor, QParams, QTensor>? Quantize = QuantTools.Core.Quantization.Quantizer.Quantize;
+    public static readonly Func<QTensor, Tensor>? Dequantize = QuantTools.Core.Quantization.Quantizer.Dequantize;
 
     public static string Describe() => Type is null
         ? "QuantTools.Core.Quantization.Quantizer not found: libtorch compared with the golden formula only"
         : $"Core Quantizer found: span quantize u8/i8/i32 {QuantizeSpanU8 != null}/{QuantizeSpanI8 != null}/{QuantizeSpanI32 != null}, " +
           $"span dequantize u8/i8/i32 {DequantizeSpanU8 != null}/{DequantizeSpanI8 != null}/{DequantizeSpanI32 != null}, " +
           $"Quantize(Tensor, QParams) {Quantize != null}, Dequantize(QTensor) {Dequantize != null}";
-
-    private static T? Bind<T>(string name) where T : Delegate
-    {
-        if (Type is null) return null;
-        var invoke = typeof(T).GetMethod("Invoke")!;
-        var parameters = invoke.GetParameters().Select(p => p.ParameterType).ToArray();
-        var m = Type.GetMethod(name, BindingFlags.Public | BindingFlags.Static, parameters);
-        return m is null || m.ReturnType != invoke.ReturnType ? null : (T)m.CreateDelegate(typeof(T));
-    }
 
     /// <summary>Our span quantizer for one dtype, widened to int; null when not available.</summary>
     public static int[]? QuantizePerTensor(float[] x, double scale, long zp, DType dtype)

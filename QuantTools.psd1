@@ -16,6 +16,8 @@
         'Import-QuantTensor'
         'Export-QuantTensor'
         'Test-QuantConformance'
+        'Import-QuantModel'
+        'Test-QuantModel'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

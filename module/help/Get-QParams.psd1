@@ -5,10 +5,14 @@ Each tensor piped to Get-QParams is one call of the observer's forward(); after 
 
 Without -Observer, a MinMaxObserver is used (a PerChannelMinMaxObserver when -Axis or a per-channel -QScheme is given). -Engine picks that engine's default activation observer (or, with -Weight, its weight observer), as get_default_qconfig(engine) does. -ConfigPath reads the observer and its arguments from a YAML file with PyTorch's argument names.
 
+With -Path or -Model, Get-QParams answers "where are the activation scale and zero point, and which layer uses which": one row per layer with Name (the module path as in the state_dict), Kind, InputScale / InputZeroPoint (from the producing layer: the graph order of a TorchScript file, the key order of a state_dict), OutputScale / OutputZeroPoint (the activation qparams), the weight's dtype, qscheme, axis, scales, zero points and scale spread, HasBias, and for conv and linear the requantization multiplier per output channel M = s_in * s_w / s_out with its fixed-point form (FixedPointMultipliers, Shifts: M = m * 2^-31 * 2^-shift, as integer-only kernels use).
+
 Input may be a Tensor from Import-QuantTensor, a QTensor (it is dequantized), or plain numbers: an array passed with -InputObject or piped as one item with the unary comma is one batch.
 '@
     Parameters  = @{
-        InputObject       = 'A tensor (one batch). Tensors, quantized tensors (dequantized first), numbers and arrays of numbers are accepted.'
+        Path              = 'Checkpoint files (TorchScript, state_dict, legacy .pt, QAT, FX, .safetensors): one row per layer instead of an observer result. Wildcards are allowed.'
+        Model             = 'A model from Import-QuantModel: one row per layer.'
+        InputObject       = 'A tensor (one batch). Tensors, quantized tensors (dequantized first), numbers and arrays of numbers are accepted. A model piped in (from Import-QuantModel) gives its per-layer rows.'
         Observer          = 'The observer class: MinMax, MovingAverageMinMax, PerChannelMinMax, MovingAveragePerChannelMinMax, Histogram or FixedQParams (the PyTorch class names work too).'
         Dtype             = 'dtype argument: quint8 (default), qint8, qint32, quint4x2 or quint2x4.'
         QScheme           = 'qscheme argument: per_tensor_affine (default), per_tensor_symmetric, per_channel_affine, per_channel_symmetric or per_channel_affine_float_qparams.'
@@ -26,9 +30,22 @@ Input may be a Tensor from Import-QuantTensor, a QTensor (it is dequantized), or
         ConfigPath        = 'A YAML file naming the observer and its arguments with PyTorch names (observer, dtype, qscheme, reduce_range, quant_min, quant_max, eps, ch_axis, averaging_constant, bins, scale, zero_point).'
     }
     Inputs      = @(@{ Type = 'QuantTools.Core.Tensors.Tensor'; Description = 'Each piped tensor is one observer batch.' })
-    Outputs     = @(@{ Type = 'QuantTools.Core.Tensors.QParams'; Description = 'DType, QScheme, Scales, ZeroPoints (FloatZeroPoints for float qparams), Axis, QuantMin, QuantMax; Scale and ZeroPoint for per-tensor schemes; note properties Observer, Batches, MinVal and MaxVal.' })
+    Outputs     = @(
+        @{ Type = 'QuantTools.Core.Tensors.QParams'; Description = 'DType, QScheme, Scales, ZeroPoints (FloatZeroPoints for float qparams), Axis, QuantMin, QuantMax; Scale and ZeroPoint for per-tensor schemes; note properties Observer, Batches, MinVal and MaxVal.' }
+        @{ Type = 'QuantTools.Core.Models.LayerQParams'; Description = 'With -Path or -Model: Name, Kind, InputScale, InputZeroPoint, OutputScale, OutputZeroPoint, WeightDtype, WeightQScheme, WeightAxis, WeightScales, WeightZeroPoints, HasBias, Multipliers, FixedPointMultipliers, Shifts; note property Model (the file name).' }
+    )
     Notes       = 'Scales are float32 values held as doubles, exactly as PyTorch returns them from calculate_qparams().'
     Examples    = @(
+        @{
+            Title   = 'Every layer''s scale and zero point in a quantized checkpoint'
+            Code    = 'Get-QParams -Path ./tests/fixtures/golden/pytorch-2.11/core/models/seed_convnet.torchscript.pt | Format-Table Name, Kind, InputScale, OutputScale, OutputZeroPoint'
+            Remarks = 'One row per layer; conv and linear rows also carry the per-channel requantization multipliers and their fixed-point form.'
+        }
+        @{
+            Title   = 'Export the table for a C port'
+            Code    = 'Get-QParams -Path ./model.pt | Select-Object Name, OutputScale, OutputZeroPoint, FixedPointMultipliers, Shifts | ConvertTo-Json -Depth 3'
+            Remarks = 'The rows pipe cleanly into ConvertTo-Json and Export-Csv.'
+        }
         @{
             Title   = 'MinMaxObserver over a few numbers'
             Code    = 'Get-QParams -InputObject @(-1.0, 0.5, 3.0)'

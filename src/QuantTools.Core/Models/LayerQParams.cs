@@ -46,24 +46,24 @@ public sealed class LayerQParams
             (double Scale, long Zp)? output = layer.OutputScale is { } s && layer.OutputZeroPoint is { } z ? (s, z)
                 : PassesQParamsThrough(layer.Kind) ? input : null;
 
-            var w = layer.Weight;
+            var wq = layer.Weight?.QParams ?? layer.WeightQParams;
             double[]? mult = null;
             int[]? fixedM = null, shifts = null;
-            if (w is not null && input is { } inp && output is { } outp && layer.Kind != "DynamicLinear")
+            if (layer.Weight is not null && wq is not null && input is { } inp && output is { } outp && layer.Kind != "DynamicLinear")
             {
-                int n = w.QParams.Scales.Length;
+                int n = wq.Scales.Length;
                 mult = new double[n];
                 fixedM = new int[n];
                 shifts = new int[n];
                 for (int c = 0; c < n; c++)
                 {
-                    mult[c] = inp.Scale * w.QParams.Scales[c] / outp.Scale;
+                    mult[c] = inp.Scale * wq.Scales[c] / outp.Scale;
                     if (fixedM is not null && shifts is not null && double.IsFinite(mult[c]) && mult[c] >= 0)
                         (fixedM[c], shifts[c]) = FixedPointMultiplier.From(mult[c]);
                     else fixedM = shifts = null; // a degenerate scale (reported by the linter) has no fixed-point form
                 }
             }
-            double[]? ws = w?.QParams.Scales;
+            double[]? ws = wq?.Scales;
             rows.Add(new LayerQParams
             {
                 Name = layer.Name,
@@ -73,11 +73,11 @@ public sealed class LayerQParams
                 InputLayer = layer.Kind is "Quantize" ? null : inputName,
                 OutputScale = output?.Scale,
                 OutputZeroPoint = output?.Zp,
-                WeightDtype = w?.DType.TorchName(),
-                WeightQScheme = w?.QParams.QScheme.TorchName(),
-                WeightAxis = w is { QParams.IsPerChannel: true } ? w.QParams.Axis : null,
+                WeightDtype = wq?.DType.TorchName(),
+                WeightQScheme = wq?.QScheme.TorchName(),
+                WeightAxis = wq is { IsPerChannel: true } ? wq.Axis : null,
                 WeightScales = ws,
-                WeightZeroPoints = w?.QParams.ZeroPoints,
+                WeightZeroPoints = wq?.ZeroPoints,
                 WeightScaleMin = ws?.Min(),
                 WeightScaleMax = ws?.Max(),
                 WeightScaleSpread = ws is { Length: > 0 } && ws.Min() > 0 ? ws.Max() / ws.Min() : null,

@@ -18,6 +18,8 @@ public sealed class ModelLayer
     public long? OutputZeroPoint { get; init; }
     public DType OutputDType { get; init; } = DType.QUInt8;
     public QTensor? Weight { get; init; }
+    /// <summary>Weight qparams known without integer weights (a QAT checkpoint's weight FakeQuantize).</summary>
+    public QParams? WeightQParams { get; init; }
     public Tensor? Bias { get; init; }
     /// <summary>Names of the layers whose outputs feed this one, when the file gives the graph; else null (use order).</summary>
     public IReadOnlyList<string>? Inputs { get; init; }

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using QuantTools.Core.Models;
 using QuantTools.Core.Quantization.Observers;
 using QuantTools.Core.Tensors;
 using QuantTools.PowerShell.Internal;
@@ -7,13 +8,24 @@ namespace QuantTools.PowerShell.Commands;
 
 /// <summary>
 /// Computes qparams exactly as a PyTorch observer would: every piped tensor is one forward() batch, and one QParams
-/// object comes out at the end (calculate_qparams()).
+/// object comes out at the end (calculate_qparams()). With -Path or -Model: one row per layer of a quantized model.
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "QParams", DefaultParameterSetName = TensorSet)]
-[OutputType(typeof(QParams))]
+[OutputType(typeof(QParams), typeof(LayerQParams))]
 public sealed class GetQParamsCommand : QuantCmdlet
 {
     private const string TensorSet = "Tensor";
+    private const string PathSet = "Path";
+    private const string ModelSet = "Model";
+
+    /// <summary>Checkpoint files: one row per layer.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = PathSet)]
+    [SupportsWildcards]
+    public string[] Path { get; set; } = [];
+
+    /// <summary>A model from Import-QuantModel: one row per layer.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ModelSet)]
+    public QuantModel? Model { get; set; }
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = TensorSet)]
     public object? InputObject { get; set; }
@@ -76,8 +88,31 @@ public sealed class GetQParamsCommand : QuantCmdlet
     private ObserverChoice? _choice;
     private int _batches;
 
+    private bool _sawModel;
+
+    private void WriteRows(QuantModel model)
+    {
+        foreach (var row in LayerQParams.For(model))
+        {
+            var ps = PSObject.AsPSObject(row);
+            ps.Properties.Add(new PSNoteProperty("Model", System.IO.Path.GetFileName(model.Source)));
+            WriteObject(ps);
+        }
+    }
+
     protected override void BeginProcessing()
     {
+        if (ParameterSetName == PathSet)
+        {
+            foreach (var file in ResolvePaths(Path, literal: false))
+                TryItem(file, () => WriteRows(ModelLoader.Load(file)));
+            return;
+        }
+        if (ParameterSetName == ModelSet)
+        {
+            WriteRows(Model!);
+            return;
+        }
         _choice = new ObserverChoice
         {
             Observer = Observer, Dtype = Dtype, QScheme = QScheme, ReduceRange = ReduceRange, QuantMin = QuantMin,
@@ -90,7 +125,14 @@ public sealed class GetQParamsCommand : QuantCmdlet
 
     protected override void ProcessRecord()
     {
+        if (ParameterSetName != TensorSet) return;
         Cancel.ThrowIfCancellationRequested();
+        if (InputObject is not null && TensorArgument.Unwrap(InputObject) is QuantModel piped)
+        {
+            _sawModel = true;
+            WriteRows(piped);
+            return;
+        }
         TryItem(InputObject, () =>
         {
             var t = TensorArgument.ToTensor(InputObject);
@@ -101,6 +143,7 @@ public sealed class GetQParamsCommand : QuantCmdlet
 
     protected override void EndProcessing()
     {
+        if (ParameterSetName != TensorSet || (_sawModel && _batches == 0)) return;
         var qp = OrThrow<QParams>(null, () => _observer!.CalculateQParams());
         var ps = PSObject.AsPSObject(qp);
         ps.Properties.Add(new PSNoteProperty("Observer", _choice!.Describe(_observer!)));

@@ -1,0 +1,33 @@
+@{
+    Synopsis    = 'Points out quantization parameters in a model that will hurt when it is deployed outside PyTorch.'
+    Description = @'
+Checks every layer and emits one finding per problem, with Severity (Info, Warning, Error), Layer, Rule, Message and Values (the numbers behind it):
+
+ClampBoundOutOfRange: a ReLU6, Hardtanh or clamp bound that the input qparams cannot represent. PyTorch quantizes the bound with the input scale and zero point and saturates it, so for input scale 0.0197 and zero point 0, 6.0 is 303.9 steps and ReLU6 acts as ReLU; a backend that computes the bound in uint8 wraps it (304 becomes 48) and clips valid activations.
+ZeroPointOutOfRange, DegenerateScale, ScaleAtEps: zero points outside the dtype, scales that are zero, NaN or infinite, scales at the observer's eps (an empty observed range).
+ReduceRangeAdvice: activations using the full 0..255 range on an engine whose non-VNNI kernels saturate pairs of u8 x s8 products to int16 (x86, fbgemm, fbgemm-avx2), and the reverse: 7-bit activations on qnnpack or onednn, which have no int16 stage.
+PerChannelScaleSpread, DeadChannel, WeightsSaturated, BiasOverflow: per-channel weight scales spread over more than three orders of magnitude, output channels whose weights are all zero, channels with more than 1% of their weights at the int8 limits, and biases whose int32 form (bias / (s_in * s_w)) overflows.
+'@
+    Parameters  = @{
+        Path            = 'Checkpoint files. Wildcards are allowed.'
+        LiteralPath     = 'Checkpoint files, without wildcard expansion.'
+        Model           = 'A model from Import-QuantModel.'
+        Engine          = 'The engine the model will run on: x86 (default), fbgemm, qnnpack, onednn or fbgemm-avx2 (fbgemm without VNNI). The reduce_range advice depends on it.'
+        MinimumSeverity = 'Only emit findings at or above this severity: Info (default), Warning or Error.'
+    }
+    Inputs      = @(@{ Type = 'QuantTools.Core.Models.QuantModel'; Description = 'Models from Import-QuantModel.' })
+    Outputs     = @(@{ Type = 'QuantTools.Core.Models.Finding'; Description = 'Severity, Layer, Rule, Message, Values.' })
+    Examples    = @(
+        @{
+            Title   = 'The ReLU6 bound of the forum thread''s model'
+            Code    = 'Test-QuantModel -Path ./tests/fixtures/golden/pytorch-2.11/core/models/relu6_eager.torchscript.pt'
+            Remarks = 'Reports that relu6''s bound 6.0 lies beyond quint8 at conv1''s output scale, with the steps, the saturated and the uint8-wrapped value.'
+        }
+        @{
+            Title   = 'Fail a build on errors'
+            Code    = 'if (Test-QuantModel ./model.pt -MinimumSeverity Error) { throw "quantization lint failed" }'
+            Remarks = 'Only Error findings are emitted, so any output fails the step.'
+        }
+    )
+    Links       = @('Get-QParams', 'Import-QuantModel')
+}

@@ -1,0 +1,53 @@
+using System.Management.Automation;
+using QuantTools.Core.Kernels;
+using QuantTools.Core.Models;
+using QuantTools.PowerShell.Internal;
+
+namespace QuantTools.PowerShell.Commands;
+
+/// <summary>Lints a quantized model's qparams for problems that hurt on deployment.</summary>
+[Cmdlet(VerbsDiagnostic.Test, "QuantModel", DefaultParameterSetName = PathSet)]
+[OutputType(typeof(Finding))]
+public sealed class TestQuantModelCommand : QuantCmdlet
+{
+    private const string PathSet = "Path";
+    private const string LiteralPathSet = "LiteralPath";
+    private const string ModelSet = "Model";
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    public string[] Path { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath")]
+    public string[] LiteralPath { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = ModelSet, ValueFromPipeline = true)]
+    public QuantModel? Model { get; set; }
+
+    /// <summary>The engine the model will run on (x86 by default); some rules depend on it.</summary>
+    [Parameter]
+    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", IgnoreCase = true)]
+    public string Engine { get; set; } = "x86";
+
+    /// <summary>Only findings at or above this severity.</summary>
+    [Parameter]
+    [ValidateSet("Info", "Warning", "Error", IgnoreCase = true)]
+    public string MinimumSeverity { get; set; } = "Info";
+
+    protected override void ProcessRecord()
+    {
+        var engine = QEngineInfo.Parse(Engine);
+        var min = Enum.Parse<Severity>(MinimumSeverity, ignoreCase: true);
+        IEnumerable<(object Target, Func<QuantModel> Load)> models = ParameterSetName == ModelSet
+            ? [(Model!, () => Model!)]
+            : ResolvePaths(ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet)
+                .Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f))));
+        foreach (var (target, load) in models)
+            TryItem(target, () =>
+            {
+                foreach (var f in QuantModelLinter.Lint(load(), engine))
+                    if (f.Severity >= min) WriteObject(f);
+            });
+    }
+}

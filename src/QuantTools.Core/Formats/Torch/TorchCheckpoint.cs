@@ -91,7 +91,7 @@ public sealed class TorchCheckpoint
         }
         try
         {
-            if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] is 3 or 5 && head[3] is 4 or 6)
+            if (n >= 2 && head[0] == 'P' && head[1] == 'K')
                 return LoadZip(path);
             if (n >= LegacyMagic.Length && head.AsSpan(0, LegacyMagic.Length).SequenceEqual(LegacyMagic) ||
                 n >= 2 && head[0] == 0x80 && head[1] <= 5 && n >= 3 && head[2] == 0x8a)

@@ -46,6 +46,12 @@ public static partial class ModelLoader
             if (m.Children.Any(c => c.Name != "_packed_params") && !hasOwnQParams) continue;
             QTensor? weight = null;
             Tensor? bias = null;
+            // scripted nnq.Conv*d keeps weight and bias in its __getstate__ tuple; Linear in a _packed_params child
+            if (m.Attributes.TryGetValue("weight", out var aw) && aw is QTensor qw)
+            {
+                weight = qw;
+                bias = m.Attributes.TryGetValue("bias", out var ab) ? ab as Tensor : null;
+            }
             foreach (var v in m.Attributes.Values.Concat(m.Children.Where(c => c.Name == "_packed_params").SelectMany(c => c.Attributes.Values)))
             {
                 switch (v)

@@ -11,14 +11,6 @@ namespace QuantTools.Core.Kernels.Normalization;
 public static class QNorm
 {
     /// <summary>
-    /// Whether the scalar tails (compiled into the AVX-512 kernel file with <c>-mfma</c>) are FMA-contracted.
-    /// The golden data decides (see the Elementwise tests); internal for the evidence test only.
-    /// </summary>
-    internal static bool BatchNormTailFma = true;
-    internal static bool LayerNormVarFma = true;
-    internal static bool LayerNormTailFma = true;
-
-    /// <summary>
     /// batch_norm2d on an NCHW quint8/qint8 input with per-channel float weight, bias, running mean and variance.
     /// <c>inv_σ = f32(1/(double)sqrtf(var + f32(eps)))</c>, <c>α = f32(f32(inv_σ*w) * (s_in/s_out))</c>,
     /// <c>β = f32(f32(b - f32(f32(mean*inv_σ)*w)) / s_out)</c>. The kernel walks channels_last rows of C channels:
@@ -26,9 +18,16 @@ public static class QNorm
     /// <c>zo + lrintf(α*(q-zp) + β)</c> (contracted to an FMA by the compiler); clamp; relu: <c>max(y, zo)</c>.
     /// </summary>
     public static QTensor BatchNorm2d(QTensor x, float[]? weight, float[]? bias, float[] mean, float[] var, double eps,
-        double outScale, long outZp, bool relu, QEngine engine)
+        double outScale, long outZp, bool relu, QEngine engine) =>
+        BatchNorm2dCore(x, weight, bias, mean, var, eps, outScale, outZp, relu, tailFma: true);
+
+    /// <summary>
+    /// <paramref name="tailFma"/>: whether the scalar channel tail (compiled into the AVX-512 kernel file with
+    /// <c>-mfma</c>) is FMA-contracted; the golden data says yes (the evidence test flips it).
+    /// </summary>
+    internal static QTensor BatchNorm2dCore(QTensor x, float[]? weight, float[]? bias, float[] mean, float[] var, double eps,
+        double outScale, long outZp, bool relu, bool tailFma)
     {
-        _ = engine;
         QOps.RequirePerTensor(x, "batch_norm2d");
         QOps.RequireRank(x, 4, "batch_norm2d");
         int n = x.Shape[0], c = x.Shape[1], hw = x.Shape[2] * x.Shape[3];
@@ -61,7 +60,7 @@ public static class QNorm
                         v = QOps.QuantizeVector(MathF.FusedMultiplyAdd(alpha[ch], d, beta[ch]), 1f, zo, qmin, qmax);
                     else
                     {
-                        float t = BatchNormTailFma ? MathF.FusedMultiplyAdd(alpha[ch], d, beta[ch]) : alpha[ch] * d + beta[ch];
+                        float t = tailFma ? MathF.FusedMultiplyAdd(alpha[ch], d, beta[ch]) : alpha[ch] * d + beta[ch];
                         v = (int)Math.Clamp(zo + QOps.Lrintf(t), qmin, qmax);
                     }
                     if (relu) v = Math.Max(v, zo);
@@ -78,9 +77,16 @@ public static class QNorm
     /// <c>fma(f32((q-zp) - mean) * k, γ, β)</c>, scalar quantize.
     /// </summary>
     public static QTensor LayerNorm(QTensor x, int normalizedSize, float[]? gamma, float[]? beta, double eps,
-        double outScale, long outZp, QEngine engine)
+        double outScale, long outZp, QEngine engine) =>
+        LayerNormCore(x, normalizedSize, gamma, beta, eps, outScale, outZp, varFma: true, tailFma: true);
+
+    /// <summary>
+    /// <paramref name="varFma"/> / <paramref name="tailFma"/>: whether <c>E[q²] - ms*ms</c> and the scalar tail's
+    /// <c>t*γ + β</c> are FMA-contracted (the kernel file is compiled with <c>-mfma</c>); the golden data decides.
+    /// </summary>
+    internal static QTensor LayerNormCore(QTensor x, int normalizedSize, float[]? gamma, float[]? beta, double eps,
+        double outScale, long outZp, bool varFma, bool tailFma)
     {
-        _ = engine;
         QOps.RequirePerTensor(x, "layer_norm");
         int total = x.Length, nn = normalizedSize;
         if (nn <= 0 || total % nn != 0)
@@ -104,7 +110,7 @@ public static class QNorm
             float ms = (float)sum / nn;
             float mean = ms - zp;
             float ex2 = (float)sumSq / nn;
-            float var = LayerNormVarFma ? MathF.FusedMultiplyAdd(-ms, ms, ex2) : ex2 - ms * ms;
+            float var = varFma ? MathF.FusedMultiplyAdd(-ms, ms, ex2) : ex2 - ms * ms;
             var = MathF.Max(var, 0f);
             float k = (float)(xs / Math.Sqrt((double)(var * xs * xs) + eps));
             for (int i = 0; i < nn; i++)
@@ -117,7 +123,7 @@ public static class QNorm
                 else
                 {
                     float t = (d - mean) * k;
-                    float r = LayerNormTailFma ? MathF.FusedMultiplyAdd(t, g, b) : t * g + b;
+                    float r = tailFma ? MathF.FusedMultiplyAdd(t, g, b) : t * g + b;
                     v = QOps.QuantizeScalar(r, yinv, zo, qmin, qmax);
                 }
                 dst[off + i] = (byte)v;

@@ -153,3 +153,30 @@ public class EltwisePathTests
         Assert.Equal(new byte[] { 128, 255, 128, 128, 128 }, y);
     }
 }
+
+public class MulPathTests
+{
+    public static IEnumerable<object[]> Paths() => KernelPaths.AllSupported().Select(p => new object[] { p });
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void MulEqualsReference(KernelPath path)
+    {
+        var rng = new Random(21);
+        float[] ms = [1e-6f, 3.1e-4f, 0.0123f, 0.5f, 1f, 3.7f, 1e5f, 1e9f];
+        for (int n = 0; n <= 300; n++)
+            foreach (bool signed in new[] { false, true })
+                foreach (bool relu in new[] { false, true })
+                {
+                    var a = new byte[n]; var b = new byte[n]; rng.NextBytes(a); rng.NextBytes(b);
+                    var (qmin, qmax) = signed ? (-128, 127) : (0, 255);
+                    int za = rng.Next(qmin, qmax + 1), zb = rng.Next(qmin, qmax + 1), zo = rng.Next(qmin, qmax + 1);
+                    float m = ms[rng.Next(ms.Length)];
+                    var e = new byte[n]; var y = new byte[n];
+                    MulKernels.Reference(a, b, e, signed, za, zb, m, zo, relu);
+                    using (KernelPaths.Force(path)) MulKernels.Mul(a, b, y, signed, za, zb, m, zo, relu);
+                    for (int i = 0; i < n; i++)
+                        if (e[i] != y[i]) Assert.Fail($"{path} mul n={n} signed={signed} relu={relu} m={m}: [{i}] reference {e[i]}, path {y[i]}");
+                }
+    }
+}

@@ -34,18 +34,9 @@ public static class QElementwise
     {
         _ = engine;
         CheckBinary(a, b, "mul");
-        bool signed = QOps.IsSigned(a.DType);
-        var (lo, hi) = QOps.Range(a.DType);
         var y = QOps.NewPerTensor(a.DType, a.Shape, outScale, outZp, out var dst);
-        var sa = QOps.Bytes(a); var sb = QOps.Bytes(b);
-        int za = (int)a.QParams.ZeroPoint, zb = (int)b.QParams.ZeroPoint, zo = (int)outZp;
-        float m = MulMultiplier(a.QParams.Scale, b.QParams.Scale, outScale);
-        if (relu) lo = Math.Max(lo, zo);
-        for (int i = 0; i < dst.Length; i++)
-        {
-            int c = (QOps.Get(sa, i, signed) - za) * (QOps.Get(sb, i, signed) - zb);
-            dst[i] = (byte)Math.Clamp(QOps.RequantizeFromInt(c, m, zo, lo, hi), lo, hi);
-        }
+        MulKernels.Mul(QOps.Bytes(a), QOps.Bytes(b), dst, QOps.IsSigned(a.DType), (int)a.QParams.ZeroPoint, (int)b.QParams.ZeroPoint,
+            MulMultiplier(a.QParams.Scale, b.QParams.Scale, outScale), (int)outZp, relu);
         return y;
     }
 

@@ -180,3 +180,29 @@ public class MulPathTests
                 }
     }
 }
+
+public class LutPathTests
+{
+    public static IEnumerable<object[]> Paths() => KernelPaths.AllSupported().Select(p => new object[] { p });
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void LookupEqualsReference(KernelPath path)
+    {
+        var rng = new Random(31);
+        var table = new byte[256]; rng.NextBytes(table);
+        for (int n = 0; n <= 300; n++)
+        {
+            var x = new byte[n]; rng.NextBytes(x);
+            if (n > 0) { x[0] = 0; x[^1] = 255; x[n / 2] = 127; }
+            var e = new byte[n]; var y = new byte[n];
+            LutKernels.Reference(x, e, table);
+            using (KernelPaths.Force(path)) LutKernels.Apply(x, y, table);
+            Assert.Equal(e, y);
+        }
+        var all = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
+        var r = new byte[256];
+        using (KernelPaths.Force(path)) LutKernels.Apply(all, r, table);
+        Assert.Equal(table, r);
+    }
+}

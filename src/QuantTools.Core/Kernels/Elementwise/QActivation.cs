@@ -265,8 +265,8 @@ public static class QActivation
         var y = QOps.NewPerTensor(plan.DType, x.Shape, plan.OutScale, plan.OutZp, out var dst);
         var src = QOps.Bytes(x);
         int prefix = QOps.VectorPrefix(src.Length);
-        for (int i = 0; i < prefix; i++) dst[i] = vec[src[i]];
-        for (int i = prefix; i < src.Length; i++) dst[i] = sca[src[i]];
+        LutKernels.Apply(src[..prefix], dst[..prefix], vec);
+        LutKernels.Apply(src[prefix..], dst[prefix..], sca);
         return y;
     }
 

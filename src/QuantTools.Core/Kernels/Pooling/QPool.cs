@@ -1,0 +1,144 @@
+using QuantTools.Core.Kernels.Elementwise;
+using QuantTools.Core.Tensors;
+
+namespace QuantTools.Core.Kernels.Pooling;
+
+/// <summary>
+/// Quantized pooling, bit for bit as PyTorch 2.11 per engine (numerics.md 5.5). Inputs are 4-d NCHW tensors (our
+/// tensors are always NCHW in memory); where PyTorch's rounding depends on the memory format it had (a channels_last
+/// input, e.g. the output of an fbgemm conv), the caller says so with <c>channelsLast</c>.
+/// Output qparams equal the input's.
+/// </summary>
+public static class QPool
+{
+    /// <summary>ATen <c>pooling_output_shape</c> (dilation 1).</summary>
+    public static int OutputSize(int input, int kernel, int pad, int stride, bool ceilMode)
+    {
+        long num = (long)input + 2L * pad - (kernel - 1) - 1 + (ceilMode ? stride - 1 : 0);
+        long o = FloorDiv(num, stride) + 1;
+        if (ceilMode && (o - 1) * stride >= input + pad) o--;
+        if (o < 1)
+            throw new QuantToolsException(ErrorCode.ShapeMismatch, $"pooling: input size {input} is too small for kernel {kernel}, padding {pad}, stride {stride}");
+        return (int)o;
+    }
+
+    private static long FloorDiv(long a, long b) => a >= 0 ? a / b : -((-a + b - 1) / b);
+
+    private static void Check2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, string op)
+    {
+        QOps.RequirePerTensor(x, op);
+        QOps.RequireRank(x, 4, op);
+        if (kH <= 0 || kW <= 0 || sH <= 0 || sW <= 0)
+            throw new QuantToolsException(ErrorCode.InvalidArgument, $"{op}: kernel and stride must be positive");
+        if (pH < 0 || pW < 0 || pH * 2 > kH || pW * 2 > kW)
+            throw new QuantToolsException(ErrorCode.InvalidArgument, $"{op}: padding must be at most half the kernel size");
+    }
+
+    // ------------------------------------------------------------------ max pool
+
+    /// <summary>
+    /// max_pool2d: the integer maximum over the in-bounds taps (padding never wins); the same on every engine
+    /// (qnnpack's u8maxpool gives the same integers).
+    /// </summary>
+    public static QTensor MaxPool2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode, QEngine engine)
+    {
+        _ = engine;
+        Check2d(x, kH, kW, sH, sW, pH, pW, "max_pool2d");
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        int oh = OutputSize(h, kH, pH, sH, ceilMode), ow = OutputSize(w, kW, pW, sW, ceilMode);
+        var y = QOps.NewLike(x, [n, c, oh, ow], out var dst);
+        PoolKernels.MaxPool(QOps.Bytes(x), dst, QOps.IsSigned(x.DType), n * c, h, w, oh, ow, kH, kW, sH, sW, pH, pW);
+        return y;
+    }
+
+    // ------------------------------------------------------------------ average pool
+
+    /// <summary>
+    /// avg_pool2d. qnnpack engine with quint8 and no ceil_mode (PT: AveragePool2d.cpp -> <c>qnnpack_avg_pool2d</c>):
+    /// always divides by kH*kW, padded taps count as the zero point, multiplier <c>f32(s_in / f32(s_out*kH*kW))</c>.
+    /// Otherwise NCHW (<c>avg_pool2d_out_frame</c>): <c>y = rne(f32(f32((float)sum * m) + zo))</c>,
+    /// <c>m = f32((s_in/s_out) / div)</c>; channels_last (<c>qavg_pool2d_nhwc</c>): see <see cref="PoolKernels.AvgPoolNhwcElement"/>.
+    /// </summary>
+    public static QTensor AvgPool2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode,
+        bool countIncludePad, int? divisorOverride, QEngine engine, bool channelsLast = false)
+    {
+        Check2d(x, kH, kW, sH, sW, pH, pW, "avg_pool2d");
+        if (divisorOverride is <= 0) throw new QuantToolsException(ErrorCode.InvalidArgument, "avg_pool2d: divisor_override must be positive");
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        int oh = OutputSize(h, kH, pH, sH, ceilMode), ow = OutputSize(w, kW, pW, sW, ceilMode);
+        var y = QOps.NewLike(x, [n, c, oh, ow], out var dst);
+        var src = QOps.Bytes(x);
+        bool signed = QOps.IsSigned(x.DType);
+        var g = new PoolKernels.Geometry(n * c, h, w, oh, ow, kH, kW, sH, sW, pH, pW);
+        int zp = (int)x.QParams.ZeroPoint;
+        if (engine == QEngine.Qnnpack && x.DType == DType.QUInt8 && !ceilMode)
+        {
+            float r = (float)x.QParams.Scale / ((float)x.QParams.Scale * (kH * kW));
+            PoolKernels.AvgPoolQnnpack(src, dst, g, zp, zp, r);
+        }
+        else if (channelsLast)
+            PoolKernels.AvgPoolNhwc(src, dst, signed, n, c, g, zp, zp, 1.0f, countIncludePad, divisorOverride);
+        else
+            PoolKernels.AvgPoolNchw(src, dst, signed, g, zp, zp, 1.0, countIncludePad, divisorOverride);
+        return y;
+    }
+
+    /// <summary>
+    /// adaptive_avg_pool2d. qnnpack engine, quint8, input divisible by output in both dims: QNNPACK average pooling with
+    /// kernel = stride = input/output (PT: AdaptiveAveragePooling.cpp <c>enable_qnnpack_for_ada_avgpool</c>). Otherwise
+    /// NCHW: window <c>[floor(o*I/O), ceil((o+1)*I/O))</c>, <c>y = rne(f32((float)sum * r))</c>,
+    /// <c>r = f32(f32(1/kH)/kW)</c> (no zero-point correction: the output keeps the input's qparams).
+    /// </summary>
+    public static QTensor AdaptiveAvgPool2d(QTensor x, int outH, int outW, QEngine engine)
+    {
+        QOps.RequirePerTensor(x, "adaptive_avg_pool2d");
+        QOps.RequireRank(x, 4, "adaptive_avg_pool2d");
+        if (outH <= 0 || outW <= 0) throw new QuantToolsException(ErrorCode.InvalidArgument, "adaptive_avg_pool2d: output size must be positive");
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        if (engine == QEngine.Qnnpack && x.DType == DType.QUInt8 && h % outH == 0 && w % outW == 0)
+        {
+            int kh = h / outH, kw = w / outW;
+            return AvgPool2d(x, kh, kw, kh, kw, 0, 0, false, true, null, engine);
+        }
+        var y = QOps.NewLike(x, [n, c, outH, outW], out var dst);
+        PoolKernels.AdaptiveAvgNchw(QOps.Bytes(x), dst, QOps.IsSigned(x.DType), n * c, h, w, outH, outW);
+        return y;
+    }
+
+    /// <summary>
+    /// <c>torch.mean(x, (2, 3), keepdim)</c>. qnnpack engine with quint8: QNNPACK global average pooling
+    /// (<c>acc = sum - zp*HW</c>, multiplier <c>f32(s / f32(s*HW))</c>, <c>y = clamp(rne(acc*R) + zp)</c>); otherwise
+    /// <c>qmean_inner_dim_kernel</c>: <c>y = rne(f32((float)sum / HW))</c>.
+    /// </summary>
+    public static QTensor MeanHW(QTensor x, bool keepDim, QEngine engine)
+    {
+        QOps.RequirePerTensor(x, "mean");
+        QOps.RequireRank(x, 4, "mean");
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        if (h * w == 0) throw new QuantToolsException(ErrorCode.ShapeMismatch, "mean over an empty H x W");
+        int[] shape = keepDim ? [n, c, 1, 1] : [n, c];
+        var y = QOps.NewLike(x, shape, out var dst);
+        var src = QOps.Bytes(x);
+        bool signed = QOps.IsSigned(x.DType);
+        int hw = h * w, zp = (int)x.QParams.ZeroPoint;
+        if (engine == QEngine.Qnnpack && x.DType == DType.QUInt8)
+        {
+            float s = (float)x.QParams.Scale;
+            float r = s / (s * (float)hw);
+            for (int p = 0; p < n * c; p++)
+            {
+                int acc = -zp * hw;
+                for (int i = 0; i < hw; i++) acc += src[p * hw + i];
+                dst[p] = (byte)Math.Clamp((int)MathF.Round((float)acc * r) + zp, 0, 255);
+            }
+            return y;
+        }
+        for (int p = 0; p < n * c; p++)
+        {
+            long sum = 0;
+            for (int i = 0; i < hw; i++) sum += QOps.Get(src, p * hw + i, signed);
+            dst[p] = (byte)(int)MathF.Round((float)sum / hw);
+        }
+        return y;
+    }
+}

@@ -25,7 +25,7 @@ public static partial class ModelLoader
         var ck = TorchCheckpoint.Load(path);
         if (ck.Kind == CheckpointKind.TorchScript && ck.Modules is { } root) return FromTorchScript(root, path);
         string form = ck.Kind == CheckpointKind.Legacy ? "legacy" : "state_dict";
-        return FromStateDict(ck.StateDict, path, form);
+        return FromStateDict(ck.StateDict, path, form, ModuleVersions(ck.Metadata));
     }
 
     // ------------------------------------------------------------------ TorchScript
@@ -70,8 +70,8 @@ public static partial class ModelLoader
                 Name = m.Path,
                 Kind = kind,
                 TypeName = m.TypeName,
-                OutputScale = m.Attributes.TryGetValue("scale", out var s) ? Scalar(s) : null,
-                OutputZeroPoint = m.Attributes.TryGetValue("zero_point", out var z) && Scalar(z) is { } zd ? (long)zd : null,
+                OutputScale = kind != "DynamicLinear" && m.Attributes.TryGetValue("scale", out var s) ? Scalar(s) : null,
+                OutputZeroPoint = kind != "DynamicLinear" && m.Attributes.TryGetValue("zero_point", out var z) && Scalar(z) is { } zd ? (long)zd : null,
                 OutputDType = m.Attributes.TryGetValue("dtype", out var dt) && dt is DType { } qd && qd.IsQuantized() ? qd : DType.QUInt8,
                 Weight = weight,
                 Bias = bias,
@@ -83,7 +83,19 @@ public static partial class ModelLoader
 
     // ------------------------------------------------------------------ state_dict
 
-    public static QuantModel FromStateDict(IEnumerable<KeyValuePair<string, object?>> stateDict, string source, string form)
+    /// <summary>A state_dict's <c>_metadata</c>: module prefix → the module class's <c>_version</c>.</summary>
+    private static Dictionary<string, long> ModuleVersions(Formats.Pickle.PyDict? metadata)
+    {
+        var d = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (metadata is null) return d;
+        foreach (var (k, v) in metadata)
+            if (k is string prefix && v is Formats.Pickle.PyDict m && m.TryGetValue("version", out var ver) && ver is long l)
+                d[prefix] = l;
+        return d;
+    }
+
+    public static QuantModel FromStateDict(IEnumerable<KeyValuePair<string, object?>> stateDict, string source, string form,
+        IReadOnlyDictionary<string, long>? moduleVersions = null)
     {
         var groups = new List<(string Module, Dictionary<string, object?> Fields)>();
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -119,7 +131,8 @@ public static partial class ModelLoader
         bool qat = false;
         foreach (var (module, f) in groups)
         {
-            var layer = LayerFromFields(module, f);
+            long version = moduleVersions is not null && moduleVersions.TryGetValue(module, out var v) ? v : -1;
+            var layer = LayerFromFields(module, f, version);
             if (layer is null) continue;
             qat |= layer.Kind == "FakeQuantize";
             layers.Add(layer);
@@ -127,7 +140,7 @@ public static partial class ModelLoader
         return new QuantModel { Source = source, Form = qat ? "qat" : layers.Any(l => l.Attributes.ContainsKey("fx")) ? "fx" : form, Layers = layers };
     }
 
-    private static ModelLayer? LayerFromFields(string module, Dictionary<string, object?> f)
+    private static ModelLayer? LayerFromFields(string module, Dictionary<string, object?> f, long version)
     {
         double? scale = f.TryGetValue("scale", out var s) ? Scalar(s) : null;
         long? zp = f.TryGetValue("zero_point", out var z) && Scalar(z) is { } zd ? (long)zd : null;
@@ -163,12 +176,16 @@ public static partial class ModelLoader
             };
         }
         if (f.TryGetValue("_packed_params.weight", out var pw) && pw is QTensor lw)
+        {
+            // nnqd.Linear (version 4) keeps the scale / zero_point buffers of nnq.Linear (version 3) but never uses them
+            bool dynamic = scale is null || version == 4;
             return new ModelLayer
             {
-                Name = module, Kind = scale is null ? "DynamicLinear" : "Linear",
-                OutputScale = scale, OutputZeroPoint = zp, Weight = lw,
+                Name = module, Kind = dynamic ? "DynamicLinear" : "Linear",
+                OutputScale = dynamic ? null : scale, OutputZeroPoint = dynamic ? null : zp, Weight = lw,
                 Bias = f.TryGetValue("_packed_params.bias", out var lb) ? lb as Tensor : null,
             };
+        }
         if (f.TryGetValue("weight", out var w) && w is QTensor qw)
             return new ModelLayer
             {

@@ -18,8 +18,13 @@ public static class QuantModelLinter
     public const float Float32Eps = 1.1920929e-07f;
     /// <summary>Per-channel weight scales spread over more than this factor are reported.</summary>
     public const double MaxScaleSpread = 1000;
-    /// <summary>A channel with more than this share of its weights at the int8 limits is reported.</summary>
+    /// <summary>
+    /// A channel with more than this share of its weights at the int8 limits, and at least
+    /// <see cref="SaturatedMinCount"/> of them, is reported: min/max calibration puts only the one or two extreme
+    /// weights of a channel there, so more means the weight qparams clip.
+    /// </summary>
     public const double SaturatedShare = 0.01;
+    public const int SaturatedMinCount = 3;
 
     public static IEnumerable<Finding> Lint(QuantModel model, QEngine engine = QEngine.X86)
     {
@@ -143,7 +148,7 @@ public static class QuantModelLinter
             yield return new Finding(Severity.Warning, layer.Name, "DeadChannel",
                 $"{dead.Length} output channel(s) have all-zero weights: {string.Join(", ", dead.Take(16))}{(dead.Length > 16 ? ", ..." : "")}",
                 V(("Channels", dead)));
-        var saturated = Enumerable.Range(0, channels).Where(c => total[c] > 0 && limitCount[c] > SaturatedShare * total[c]).ToArray();
+        var saturated = Enumerable.Range(0, channels).Where(c => limitCount[c] >= SaturatedMinCount && limitCount[c] > SaturatedShare * total[c]).ToArray();
         if (saturated.Length > 0)
             yield return new Finding(Severity.Warning, layer.Name, "WeightsSaturated",
                 $"{saturated.Length} channel(s) have more than {SaturatedShare:P0} of their weights at the int8 limits {lo}/{hi} (clipped by the weight qparams): {string.Join(", ", saturated.Take(16))}",

@@ -111,7 +111,7 @@ public class QuantModelLinterTests
     [Fact]
     public void DegenerateScalesZeroPointsAndBiasOverflow()
     {
-        var w = LayerQParamsTests.PerChannelWeight([1e-6, 2e-2], [0, 0, 127, -128], 2);
+        var w = LayerQParamsTests.PerChannelWeight([1e-6, 2e-2], [0, 0, 0, 0, 127, -128, 127, 5], 2);
         var model = new QuantModel
         {
             Source = "test", Form = "state_dict",
@@ -149,5 +149,21 @@ public class QuantModelLinterTests
         Assert.DoesNotContain(QuantModelLinter.Lint(model, QEngine.Qnnpack), f => f.Rule == "ReduceRangeAdvice");
         var sevenBit = new QuantModel { Source = "t", Form = "state_dict", Layers = [model.Layers[0] is var q ? new ModelLayer { Name = "quant", Kind = "Quantize", OutputScale = 0.05, OutputZeroPoint = 60 } : q, model.Layers[1]] };
         Assert.Contains(QuantModelLinter.Lint(sevenBit, QEngine.Qnnpack), f => f is { Rule: "ReduceRangeAdvice", Severity: Severity.Info });
+    }
+}
+
+public class WeightSaturationRuleTests
+{
+    [Fact]
+    public void OneOrTwoExtremeWeightsPerChannelAreWhatMinMaxCalibrationGivesAndAreNotReported()
+    {
+        var w = LayerQParamsTests.PerChannelWeight([0.01, 0.01], [127, -128, 3, 4, 127, 1, 2, 3], 2);
+        var model = new QuantModel
+        {
+            Source = "t", Form = "state_dict",
+            Layers = [new ModelLayer { Name = "quant", Kind = "Quantize", OutputScale = 0.1, OutputZeroPoint = 0 },
+                      new ModelLayer { Name = "conv", Kind = "Conv2d", OutputScale = 0.1, OutputZeroPoint = 0, Weight = w }],
+        };
+        Assert.DoesNotContain(QuantModelLinter.Lint(model), f => f.Rule == "WeightsSaturated");
     }
 }

@@ -1,0 +1,70 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Import-Module $Manifest -Force
+    $models = Join-Path $Golden 'models'
+    function Get-ModelCase([string] $name) { (Get-Content -Raw (Join-Path $models "$name.json") | ConvertFrom-Json).cases[0] }
+}
+
+Describe 'Get-QParams -Path' {
+    It 'gives every layer''s activation qparams of <_> exactly as PyTorch recorded them' -ForEach @('seed_convnet.torchscript.pt', 'seed_convnet.state_dict.pt', 'seed_convnet.state_dict.legacy.pt') {
+        $rows = Get-QParams -Path (Join-Path $models $_)
+        $case = Get-ModelCase 'seed_convnet'
+        foreach ($l in $case.layer_outputs_for_input0 | Where-Object type -in 'Quantize', 'ConvReLU2d', 'Conv2d') {
+            $row = $rows | Where-Object Name -eq $l.module
+            $row | Should -Not -BeNullOrEmpty -Because $l.module
+            [BitConverter]::SingleToInt32Bits([float]$row.OutputScale) | Should -Be ([BitConverter]::SingleToInt32Bits([float]$l.y.scale))
+            $row.OutputZeroPoint | Should -Be $l.y.zero_point
+        }
+        ($rows | Where-Object Name -eq conv2).InputScale | Should -Be ($rows | Where-Object Name -eq conv1).OutputScale
+        ($rows | Where-Object Name -eq conv1).Multipliers.Count | Should -Be 8
+        ($rows | Where-Object Name -eq conv1).Model | Should -Be $_
+    }
+
+    It 'exports rows to CSV and JSON with the documented property names' {
+        $rows = Get-QParams -Path (Join-Path $models 'relu6_eager.torchscript.pt')
+        $rows | Export-Csv -Path (Join-Path $TestDrive 'q.csv') -ErrorAction Stop
+        (Import-Csv (Join-Path $TestDrive 'q.csv')).Name | Should -Contain 'conv1'
+        $json = $rows | Select-Object Name, Kind, OutputScale, FixedPointMultipliers, Shifts | ConvertTo-Json -Depth 3 | ConvertFrom-Json
+        $json.Name | Should -Contain 'relu6'
+        foreach ($p in 'Name', 'Kind', 'InputScale', 'InputZeroPoint', 'OutputScale', 'OutputZeroPoint', 'WeightDtype', 'WeightQScheme', 'WeightAxis', 'WeightScales', 'WeightZeroPoints', 'HasBias', 'Multipliers', 'FixedPointMultipliers', 'Shifts') {
+            $rows[0].PSObject.Properties.Name | Should -Contain $p
+        }
+    }
+
+    It 'takes a model object from Import-QuantModel, by parameter and by pipeline' {
+        $m = Import-QuantModel (Join-Path $models 'seed_convnet.torchscript.pt')
+        $m.Form | Should -Be 'torchscript'
+        (Get-QParams -Model $m).Count | Should -Be $m.Layers.Count
+        ($m | Get-QParams).Count | Should -Be $m.Layers.Count
+    }
+
+    It 'refuses a pickle that would run code, naming the global' {
+        $bad = Join-Path $TestDrive 'evil.pt'
+        # protocol 2: GLOBAL 'os system', a string, TUPLE1, REDUCE, STOP
+        $bytes = [byte[]](0x80, 2) + [Text.Encoding]::ASCII.GetBytes("cos`nsystem`n") + [byte[]](0x58, 4, 0, 0, 0) + [Text.Encoding]::ASCII.GetBytes('true') + [byte[]](0x85, 0x52, 0x2e)
+        # inside a torch.save-style zip archive, as torch.load would read it
+        $fs = [IO.File]::Create($bad)
+        $zip = [IO.Compression.ZipArchive]::new($fs, [IO.Compression.ZipArchiveMode]::Create)
+        $e = $zip.CreateEntry('evil/data.pkl', [IO.Compression.CompressionLevel]::NoCompression)
+        $s = $e.Open(); $s.Write($bytes, 0, $bytes.Length); $s.Dispose()
+        $zip.Dispose(); $fs.Dispose()
+        Import-QuantModel $bad -ErrorVariable errs -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        "$($errs[0])" | Should -BeLike '*os.system*'
+    }
+}
+
+Describe 'Test-QuantModel' {
+    It 'reports relu6_eager''s ReLU6 bound with its real numbers' {
+        $f = Test-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt') | Where-Object Rule -eq 'ClampBoundOutOfRange'
+        $f.Layer | Should -Be 'relu6'
+        $conv1 = (Get-ModelCase 'relu6_eager').layer_outputs_for_input0 | Where-Object module -eq conv1
+        $f.Values.InputScale | Should -Be $conv1.y.scale
+        $f.Values.InputZeroPoint | Should -Be $conv1.y.zero_point
+        $f.Values.Saturated | Should -Be 255
+        $f.Message | Should -BeLike '*acts as ReLU*'
+    }
+
+    It 'filters by severity' {
+        Test-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt') -MinimumSeverity Error | Should -BeNullOrEmpty
+    }
+}

@@ -50,3 +50,10 @@ $rows | Format-Table -AutoSize | Out-Host
 
 Section 'Conformance with PyTorch 2.11 (golden cases bundled in tests/fixtures)'
 Test-QuantConformance -Path (Join-Path $root 'tests/fixtures/golden') -Summary | Format-Table -AutoSize | Out-Host
+
+Section 'Which layer uses which scale and zero point (the forum thread''s ReLU6 model, TorchScript form)'
+$model = Join-Path $root 'tests/fixtures/golden/pytorch-2.11/core/models/relu6_eager.torchscript.pt'
+Get-QParams -Path $model | Format-Table Name, Kind, InputScale, InputZeroPoint, OutputScale, OutputZeroPoint -AutoSize | Out-Host
+
+Section 'Lint: qparams that will hurt on deployment'
+Test-QuantModel -Path $model | Where-Object Rule -eq 'ClampBoundOutOfRange' | Format-List Layer, Rule, Message | Out-Host

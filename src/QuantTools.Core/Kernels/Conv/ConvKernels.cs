@@ -32,8 +32,9 @@ internal static unsafe class ConvKernels
                 else
                     RawFast(pw, xb, azp, h, w, oh, ow, rb, path);
                 var yb = y.Slice(b * oc * p, oc * p);
+                var rpath = KernelPaths.Choose(OutputStage.Implemented);
                 for (int o = 0; o < oc; o++)
-                    stage.ApplyChannel(rb.Slice(o * p, p), yb.Slice(o * p, p), o);
+                    stage.ApplyChannel(rb.Slice(o * p, p), yb.Slice(o * p, p), o, rpath);
             }
         }
         finally
@@ -140,26 +141,65 @@ internal static unsafe class ConvKernels
         new Span<short>(v, len).Clear();
         int icg = s.InPerGroup;
         long panelStride = (long)k2 * PairGemm.PanelShortsPerPair;
-        for (int ky = 0; ky < s.KernelH; ky++)
+        // offset of each output column inside a packed pair row, and the input column each (kx, ox) reads
+        int[] offs = ArrayPool<int>.Shared.Rent(oh * ow);
+        int[] icol = ArrayPool<int>.Shared.Rent(s.KernelW * ow);
+        try
+        {
+            for (int pix = 0; pix < oh * ow; pix++)
+                offs[pix] = (int)((pix / PairGemm.PanelCols) * panelStride + (pix % PairGemm.PanelCols) * 2);
             for (int kx = 0; kx < s.KernelW; kx++)
-                for (int c = 0; c < icg; c++)
-                {
-                    int kk = (ky * s.KernelW + kx) * icg + c;
-                    short* vk = v + (kk >> 1) * PairGemm.PanelShortsPerPair + (kk & 1);
-                    byte* xc = xg + (long)c * h * w;
-                    int pix = 0;
-                    for (int yy = 0; yy < oh; yy++)
+                for (int xx = 0; xx < ow; xx++) icol[kx * ow + xx] = s.InputCol(xx, kx, w);
+            fixed (int* op = offs)
+            fixed (int* ic = icol)
+            {
+                for (int ky = 0; ky < s.KernelH; ky++)
+                    for (int kx = 0; kx < s.KernelW; kx++)
                     {
-                        int ih = s.InputRow(yy, ky, h);
-                        if (ih < 0) { pix += ow; continue; }   // padding: centered value 0 (already cleared)
-                        byte* row = xc + (long)ih * w;
-                        for (int xx = 0; xx < ow; xx++, pix++)
+                        int* icx = ic + kx * ow;
+                        // valid output columns form one contiguous range for a plain conv
+                        int x0 = 0, x1 = ow;
+                        if (!s.Transposed)
                         {
-                            int iw = s.InputCol(xx, kx, w);
-                            if (iw < 0) continue;
-                            vk[(pix / PairGemm.PanelCols) * panelStride + (pix % PairGemm.PanelCols) * 2] = (short)(row[iw] - azp);
+                            while (x0 < ow && icx[x0] < 0) x0++;
+                            while (x1 > x0 && icx[x1 - 1] < 0) x1--;
+                        }
+                        for (int c = 0; c < icg; c++)
+                        {
+                            int kk = (ky * s.KernelW + kx) * icg + c;
+                            short* vk = v + (kk >> 1) * PairGemm.PanelShortsPerPair + (kk & 1);
+                            byte* xc = xg + (long)c * h * w;
+                            for (int yy = 0; yy < oh; yy++)
+                            {
+                                int ih = s.InputRow(yy, ky, h);
+                                if (ih < 0) continue;   // padding: centered value 0 (already cleared)
+                                byte* row = xc + (long)ih * w;
+                                int* po = op + yy * ow;
+                                if (!s.Transposed)
+                                {
+                                    if (s.StrideW == 1)
+                                    {
+                                        byte* src = row + icx[x0];
+                                        for (int xx = x0; xx < x1; xx++) vk[po[xx]] = (short)(*src++ - azp);
+                                    }
+                                    else
+                                        for (int xx = x0; xx < x1; xx++) vk[po[xx]] = (short)(row[icx[xx]] - azp);
+                                }
+                                else
+                                    for (int xx = 0; xx < ow; xx++)
+                                    {
+                                        int iw = icx[xx];
+                                        if (iw >= 0) vk[po[xx]] = (short)(row[iw] - azp);
+                                    }
+                            }
                         }
                     }
-                }
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(offs);
+            ArrayPool<int>.Shared.Return(icol);
+        }
     }
 }

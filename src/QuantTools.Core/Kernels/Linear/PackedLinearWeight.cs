@@ -111,9 +111,8 @@ public sealed class PackedLinearWeight
             int[] shape = [.. x.Shape[..^1], n];
             var y = Tensor.Zeros(DType.UInt8, shape);
             var ys = y.AsSpan<byte>();
-            for (int r = 0; r < m; r++)
-                for (int j = 0; j < n; j++)
-                    ys[r * n + j] = stage.Apply(rs[r * n + j], j);
+            var rpath = KernelPaths.Choose(OutputStage.Implemented);
+            for (int r = 0; r < m; r++) stage.ApplyRow(rs.Slice(r * n, n), ys.Slice(r * n, n), rpath);
             return new QTensor(y, QParams.PerTensor(outScale, outZeroPoint, DType.QUInt8));
         }
         finally

@@ -44,8 +44,18 @@ internal static unsafe class PairGemm
             switch (path)
             {
                 case KernelPath.Avx512:
-                    for (; r + 4 <= r1; r += 4) Tile4Avx512(a2 + (long)r * k2, k2, vp, c + (long)r * ldc + c0, ldc, valid);
-                    for (; r < r1; r++) Tile1Avx512(a2 + (long)r * k2, k2, vp, c + (long)r * ldc + c0, valid);
+                    // K blocks of KC pairs keep a 64-column panel slice (KC x 256 bytes) in L1 while every row tile
+                    // streams over it; accumulators are reloaded from C after the first block.
+                    for (int kb = 0; kb < k2; kb += KC)
+                    {
+                        int kn = Math.Min(KC, k2 - kb);
+                        bool first = kb == 0;
+                        short* vb = vp + (long)kb * PanelShortsPerPair;
+                        r = r0;
+                        for (; r + 6 <= r1; r += 6) Tile6Avx512(a2 + (long)r * k2 + kb, k2, vb, kn, c + (long)r * ldc + c0, ldc, valid, first);
+                        for (; r + 4 <= r1; r += 4) Tile4Avx512(a2 + (long)r * k2 + kb, k2, vb, kn, c + (long)r * ldc + c0, ldc, valid, first);
+                        for (; r < r1; r++) Tile1Avx512(a2 + (long)r * k2 + kb, vb, kn, c + (long)r * ldc + c0, valid, first);
+                    }
                     break;
                 case KernelPath.Avx2:
                     for (int q = 0; q < PanelCols / 16 && q * 16 < valid; q++)
@@ -78,17 +88,66 @@ internal static unsafe class PairGemm
         }
     }
 
+    /// <summary>Pairs per K block of the AVX-512 kernel (64 pairs x 256 bytes = 16 KiB of the panel).</summary>
+    public const int KC = 64;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<short> Bcast512(int* p) => Vector512.Create(*p).AsInt16();
 
-    private static void Tile4Avx512(int* a, int k2, short* vp, int* c, int ldc, int valid)
+    private static void Tile6Avx512(int* a, int lda, short* vp, int kn, int* c, int ldc, int valid, bool first)
     {
-        Vector512<int> c00 = default, c01 = default, c02 = default, c03 = default;
-        Vector512<int> c10 = default, c11 = default, c12 = default, c13 = default;
-        Vector512<int> c20 = default, c21 = default, c22 = default, c23 = default;
-        Vector512<int> c30 = default, c31 = default, c32 = default, c33 = default;
-        int* a0 = a, a1 = a + k2, a2 = a + 2 * k2, a3 = a + 3 * k2;
-        for (int j = 0; j < k2; j++)
+        Vector512<int> c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23;
+        Vector512<int> c30, c31, c32, c33, c40, c41, c42, c43, c50, c51, c52, c53;
+        Load4x512(c, valid, first, out c00, out c01, out c02, out c03);
+        Load4x512(c + ldc, valid, first, out c10, out c11, out c12, out c13);
+        Load4x512(c + 2 * ldc, valid, first, out c20, out c21, out c22, out c23);
+        Load4x512(c + 3 * ldc, valid, first, out c30, out c31, out c32, out c33);
+        Load4x512(c + 4 * ldc, valid, first, out c40, out c41, out c42, out c43);
+        Load4x512(c + 5 * ldc, valid, first, out c50, out c51, out c52, out c53);
+        int* a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
+        for (int j = 0; j < kn; j++)
+        {
+            short* vv = vp + (long)j * PanelShortsPerPair;
+            var v0 = Vector512.Load(vv);
+            var v1 = Vector512.Load(vv + 32);
+            var v2 = Vector512.Load(vv + 64);
+            var v3 = Vector512.Load(vv + 96);
+            var b = Bcast512(a0 + j);
+            c00 += Avx512BW.MultiplyAddAdjacent(v0, b); c01 += Avx512BW.MultiplyAddAdjacent(v1, b);
+            c02 += Avx512BW.MultiplyAddAdjacent(v2, b); c03 += Avx512BW.MultiplyAddAdjacent(v3, b);
+            b = Bcast512(a1 + j);
+            c10 += Avx512BW.MultiplyAddAdjacent(v0, b); c11 += Avx512BW.MultiplyAddAdjacent(v1, b);
+            c12 += Avx512BW.MultiplyAddAdjacent(v2, b); c13 += Avx512BW.MultiplyAddAdjacent(v3, b);
+            b = Bcast512(a2 + j);
+            c20 += Avx512BW.MultiplyAddAdjacent(v0, b); c21 += Avx512BW.MultiplyAddAdjacent(v1, b);
+            c22 += Avx512BW.MultiplyAddAdjacent(v2, b); c23 += Avx512BW.MultiplyAddAdjacent(v3, b);
+            b = Bcast512(a3 + j);
+            c30 += Avx512BW.MultiplyAddAdjacent(v0, b); c31 += Avx512BW.MultiplyAddAdjacent(v1, b);
+            c32 += Avx512BW.MultiplyAddAdjacent(v2, b); c33 += Avx512BW.MultiplyAddAdjacent(v3, b);
+            b = Bcast512(a4 + j);
+            c40 += Avx512BW.MultiplyAddAdjacent(v0, b); c41 += Avx512BW.MultiplyAddAdjacent(v1, b);
+            c42 += Avx512BW.MultiplyAddAdjacent(v2, b); c43 += Avx512BW.MultiplyAddAdjacent(v3, b);
+            b = Bcast512(a5 + j);
+            c50 += Avx512BW.MultiplyAddAdjacent(v0, b); c51 += Avx512BW.MultiplyAddAdjacent(v1, b);
+            c52 += Avx512BW.MultiplyAddAdjacent(v2, b); c53 += Avx512BW.MultiplyAddAdjacent(v3, b);
+        }
+        Store4x512(c, valid, c00, c01, c02, c03);
+        Store4x512(c + ldc, valid, c10, c11, c12, c13);
+        Store4x512(c + 2 * ldc, valid, c20, c21, c22, c23);
+        Store4x512(c + 3 * ldc, valid, c30, c31, c32, c33);
+        Store4x512(c + 4 * ldc, valid, c40, c41, c42, c43);
+        Store4x512(c + 5 * ldc, valid, c50, c51, c52, c53);
+    }
+
+    private static void Tile4Avx512(int* a, int lda, short* vp, int kn, int* c, int ldc, int valid, bool first)
+    {
+        Vector512<int> c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
+        Load4x512(c, valid, first, out c00, out c01, out c02, out c03);
+        Load4x512(c + ldc, valid, first, out c10, out c11, out c12, out c13);
+        Load4x512(c + 2 * ldc, valid, first, out c20, out c21, out c22, out c23);
+        Load4x512(c + 3 * ldc, valid, first, out c30, out c31, out c32, out c33);
+        int* a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda;
+        for (int j = 0; j < kn; j++)
         {
             short* vv = vp + (long)j * PanelShortsPerPair;
             var v0 = Vector512.Load(vv);
@@ -114,10 +173,10 @@ internal static unsafe class PairGemm
         Store4x512(c + 3 * ldc, valid, c30, c31, c32, c33);
     }
 
-    private static void Tile1Avx512(int* a, int k2, short* vp, int* c, int valid)
+    private static void Tile1Avx512(int* a, short* vp, int kn, int* c, int valid, bool first)
     {
-        Vector512<int> c0 = default, c1 = default, c2 = default, c3 = default;
-        for (int j = 0; j < k2; j++)
+        Load4x512(c, valid, first, out var c0, out var c1, out var c2, out var c3);
+        for (int j = 0; j < kn; j++)
         {
             short* vv = vp + (long)j * PanelShortsPerPair;
             var b = Bcast512(a + j);
@@ -127,6 +186,24 @@ internal static unsafe class PairGemm
             c3 += Avx512BW.MultiplyAddAdjacent(Vector512.Load(vv + 96), b);
         }
         Store4x512(c, valid, c0, c1, c2, c3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Load4x512(int* c, int valid, bool first, out Vector512<int> x0, out Vector512<int> x1, out Vector512<int> x2, out Vector512<int> x3)
+    {
+        if (first)
+        {
+            x0 = x1 = x2 = x3 = Vector512<int>.Zero;
+            return;
+        }
+        if (valid == PanelCols)
+        {
+            x0 = Vector512.Load(c); x1 = Vector512.Load(c + 16); x2 = Vector512.Load(c + 32); x3 = Vector512.Load(c + 48);
+            return;
+        }
+        int* tmp = stackalloc int[PanelCols];
+        for (int i = 0; i < PanelCols; i++) tmp[i] = i < valid ? c[i] : 0;
+        x0 = Vector512.Load(tmp); x1 = Vector512.Load(tmp + 16); x2 = Vector512.Load(tmp + 32); x3 = Vector512.Load(tmp + 48);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace QuantTools.Core.Kernels.Requantization;
 
@@ -110,9 +112,90 @@ public sealed class OutputStage
         return (byte)Saturate(Cvtps2dq(v), ZeroPoint, Low, High);
     }
 
-    /// <summary>Requantizes <paramref name="raw"/> (all of one output channel) into <paramref name="y"/>.</summary>
-    public void ApplyChannel(ReadOnlySpan<int> raw, Span<byte> y, int n)
+    public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Avx2 | KernelPath.Avx512;
+
+    /// <summary>Requantizes <paramref name="raw"/> (all of one output channel <paramref name="n"/>) into <paramref name="y"/>.</summary>
+    public void ApplyChannel(ReadOnlySpan<int> raw, Span<byte> y, int n) => ApplyChannel(raw, y, n, KernelPaths.Choose(Implemented));
+
+    public unsafe void ApplyChannel(ReadOnlySpan<int> raw, Span<byte> y, int n, KernelPath path)
     {
-        for (int i = 0; i < raw.Length; i++) y[i] = Apply(raw[i], n);
+        bool q = Backend == QBackend.Qnnpack;
+        float m = Multiplier[n];
+        float beta = q || Beta is null ? 0f : Beta[n];
+        int add = q && QBias is not null ? QBias[n] : 0;
+        int i = 0;
+        fixed (int* r = raw)
+        fixed (byte* o = y)
+        {
+            if (path == KernelPath.Avx512)
+            {
+                var vm = Vector512.Create(m); var vb = Vector512.Create(beta); var va = Vector512.Create(add);
+                for (; i + 16 <= raw.Length; i += 16)
+                    Finish512(Vector512.Load(r + i), va, vb, vm, q).Store(o + i);
+            }
+            else if (path == KernelPath.Avx2)
+            {
+                var vm = Vector256.Create(m); var vb = Vector256.Create(beta); var va = Vector256.Create(add);
+                for (; i + 8 <= raw.Length; i += 8)
+                    *(ulong*)(o + i) = Finish256(Vector256.Load(r + i), va, vb, vm, q);
+            }
+        }
+        for (; i < raw.Length; i++) y[i] = Apply(raw[i], n);
+    }
+
+    /// <summary>Requantizes one row of a linear output: element j belongs to output channel j.</summary>
+    public unsafe void ApplyRow(ReadOnlySpan<int> raw, Span<byte> y, KernelPath path)
+    {
+        bool q = Backend == QBackend.Qnnpack;
+        int i = 0;
+        fixed (int* r = raw)
+        fixed (byte* o = y)
+        fixed (float* m = Multiplier)
+        fixed (float* b = Beta)
+        fixed (int* qb = QBias)
+        {
+            if (path == KernelPath.Avx512)
+            {
+                for (; i + 16 <= raw.Length; i += 16)
+                {
+                    var va = q && qb != null ? Vector512.Load(qb + i) : Vector512<int>.Zero;
+                    var vb = !q && b != null ? Vector512.Load(b + i) : Vector512<float>.Zero;
+                    Finish512(Vector512.Load(r + i), va, vb, Vector512.Load(m + i), q).Store(o + i);
+                }
+            }
+            else if (path == KernelPath.Avx2)
+            {
+                for (; i + 8 <= raw.Length; i += 8)
+                {
+                    var va = q && qb != null ? Vector256.Load(qb + i) : Vector256<int>.Zero;
+                    var vb = !q && b != null ? Vector256.Load(b + i) : Vector256<float>.Zero;
+                    *(ulong*)(o + i) = Finish256(Vector256.Load(r + i), va, vb, Vector256.Load(m + i), q);
+                }
+            }
+        }
+        for (; i < raw.Length; i++) y[i] = Apply(raw[i], i);
+    }
+
+    // v = qnnpack ? (float)(raw + qb) * R : ((float)raw + β) * M ; r = cvtps2dq(v) ; y = clamp(clamp16(r) + zp, low, 255)
+    // (adding 0f for a missing bias is exact, so one code path serves both)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Vector128<byte> Finish512(Vector512<int> raw, Vector512<int> qb, Vector512<float> beta, Vector512<float> m, bool qnnpack)
+    {
+        Vector512<float> f = qnnpack ? Avx512F.ConvertToVector512Single(raw + qb) : Avx512F.ConvertToVector512Single(raw) + beta;
+        var r = Avx512F.ConvertToVector512Int32(f * m);
+        r = Vector512.Max(Vector512.Min(r, Vector512.Create(32767)), Vector512.Create(-32768)) + Vector512.Create(ZeroPoint);
+        r = Vector512.Max(Vector512.Min(r, Vector512.Create(High)), Vector512.Create(Low));
+        return Avx512F.ConvertToVector128Byte(r);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong Finish256(Vector256<int> raw, Vector256<int> qb, Vector256<float> beta, Vector256<float> m, bool qnnpack)
+    {
+        Vector256<float> f = qnnpack ? Avx.ConvertToVector256Single(raw + qb) : Avx.ConvertToVector256Single(raw) + beta;
+        var r = Avx.ConvertToVector256Int32(f * m);
+        r = Vector256.Max(Vector256.Min(r, Vector256.Create(32767)), Vector256.Create(-32768)) + Vector256.Create(ZeroPoint);
+        r = Vector256.Max(Vector256.Min(r, Vector256.Create(High)), Vector256.Create(Low));
+        var s = Vector256.Narrow(r, r);
+        return Vector256.Narrow(s, s).AsUInt64().GetElement(0);
     }
 }

@@ -75,7 +75,7 @@ var config = ManualConfig.CreateEmpty()
     .WithOptions(ConfigOptions.JoinSummary);
 
 var summaries = BenchmarkRunner.Run(
-    [typeof(QuantizeBenchmarks), typeof(DequantizeBenchmarks), typeof(ObserverBenchmarks), typeof(HistogramUpdateBenchmarks)], config);
+    [typeof(QuantizeBenchmarks), typeof(DequantizeBenchmarks), typeof(ObserverBenchmarks), typeof(HistogramUpdateBenchmarks), typeof(CheckpointBenchmarks)], config);
 
 var medians = new Dictionary<string, double>();
 foreach (var s in summaries)
@@ -143,6 +143,8 @@ namespace QuantTools.Benchmarks
             new("MinMaxObserver update 4M", "MinMaxObserver_Update", [], 2.001),
             new("HistogramObserver update 4M", "HistogramObserver_Update", [], 37.09),
             new("HistogramObserver calculate_qparams", "HistogramObserver_CalculateQParams", [], 13.07),
+            // issue #3: TorchCheckpoint.Load of a ~100 MB state_dict vs File.ReadAllBytes of it; goal ratio >= 0.67 (load within 1.5x)
+            new("load state_dict 100MB", "Load_Ours", [("read-bytes", "Load_ReadBytes")], null),
         ];
 
         public static string FindRepoRoot()

@@ -1,5 +1,7 @@
 using System.Buffers;
 using QuantTools.Core.Kernels.Linear;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using QuantTools.Core.Kernels.Requantization;
 
 namespace QuantTools.Core.Kernels.Conv;
@@ -164,7 +166,59 @@ internal static unsafe class ConvKernels
                             while (x0 < ow && icx[x0] < 0) x0++;
                             while (x1 > x0 && icx[x1 - 1] < 0) x1--;
                         }
-                        for (int c = 0; c < icg; c++)
+                        int c0 = 0;
+                        if (!s.Transposed && icg % 2 == 0)
+                        {
+                            // channel pairs (c, c+1) of one tap form one K pair: write whole int32 pairs
+                            for (; c0 < icg; c0 += 2)
+                            {
+                                int kk = (ky * s.KernelW + kx) * icg + c0;
+                                int* vi = (int*)(v + (kk >> 1) * PairGemm.PanelShortsPerPair);
+                                byte* xa = xg + (long)c0 * h * w, xb = xa + (long)h * w;
+                                for (int yy = 0; yy < oh; yy++)
+                                {
+                                    int ih = s.InputRow(yy, ky, h);
+                                    if (ih < 0) continue;
+                                    int* po = op + yy * ow;
+                                    if (s.StrideW == 1)
+                                    {
+                                        byte* ra = xa + (long)ih * w + icx[x0], rb = xb + (long)ih * w + icx[x0];
+                                        int xx = x0;
+                                        if (Sse41.IsSupported)
+                                        {
+                                            var vz = Vector128.Create((short)azp);
+                                            for (; xx + 8 <= x1; xx += 8, ra += 8, rb += 8)
+                                            {
+                                                int o0 = po[xx];
+                                                if (po[xx + 7] - o0 != 14)
+                                                {
+                                                    // these 8 columns straddle two panels
+                                                    for (int t = 0; t < 8; t++) vi[po[xx + t] >> 1] = PairGemm.Pair(ra[t] - azp, rb[t] - azp);
+                                                    continue;
+                                                }
+                                                var va = Sse41.ConvertToVector128Int16(ra) - vz;
+                                                var vb = Sse41.ConvertToVector128Int16(rb) - vz;
+                                                short* d = v + (kk >> 1) * PairGemm.PanelShortsPerPair + o0;
+                                                Sse2.UnpackLow(va, vb).Store(d);
+                                                Sse2.UnpackHigh(va, vb).Store(d + 8);
+                                            }
+                                        }
+                                        for (; xx < x1; xx++, ra++, rb++)
+                                            vi[po[xx] >> 1] = PairGemm.Pair(*ra - azp, *rb - azp);
+                                    }
+                                    else
+                                    {
+                                        byte* ra = xa + (long)ih * w, rb = xb + (long)ih * w;
+                                        for (int xx = x0; xx < x1; xx++)
+                                        {
+                                            int iw = icx[xx];
+                                            vi[po[xx] >> 1] = PairGemm.Pair(ra[iw] - azp, rb[iw] - azp);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        for (int c = c0; c < icg; c++)
                         {
                             int kk = (ky * s.KernelW + kx) * icg + c;
                             short* vk = v + (kk >> 1) * PairGemm.PanelShortsPerPair + (kk & 1);

@@ -18,7 +18,7 @@ namespace QuantTools.Core.Kernels.Requantization;
 /// form of β. On all 85 oneDNN-routed conv / linear cases of seeds 0, 2, 3 (154 926 outputs) the data cannot tell it
 /// apart from <c>((raw·s_aw) + b)·f32(1/s_out)</c>, <c>((raw·s_aw) + b) / s_out</c>, the reciprocal form of β, or adding
 /// the zero point in float before rounding; an FMA-contracted <c>fma(raw, M, β·M)</c> is refuted (one depthwise element
-/// off by one in seed 2/3). oneDNN's depthwise conv does not saturate tap pairs (FBGEMM's does).</item>
+/// off by one in seed 2/3). The exact (non-saturating) accumulator matches every oneDNN depthwise case.</item>
 /// </list>
 /// Rounding is <c>cvtps2dq</c> (rne; NaN and |x| ≥ 2^31 give INT32_MIN), then saturating packs: int32 → int16,
 /// + zp with int16 saturation, → uint8, then the ReLU floor (<c>zp</c>) — what the AVX2 epilogues do.

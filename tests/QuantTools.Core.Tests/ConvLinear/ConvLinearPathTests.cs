@@ -98,6 +98,9 @@ public class ConvLinearPathTests
         yield return [8, 5, 3, 3, 2, 1, 1, 1, 15, 15, false, 0];
         yield return [16, 16, 3, 3, 1, 1, 1, 16, 12, 13, false, 0];   // depthwise
         yield return [16, 32, 3, 3, 2, 1, 1, 16, 9, 9, false, 0];     // depthwise, multiplier 2
+        yield return [16, 16, 3, 3, 1, 1, 1, 16, 9, 40, false, 0];    // depthwise, 16-column interior blocks
+        yield return [8, 8, 5, 5, 1, 2, 1, 8, 7, 37, false, 0];       // depthwise 5x5
+        yield return [8, 16, 7, 7, 1, 3, 1, 8, 10, 45, false, 0];     // depthwise 7x7, multiplier 2
         yield return [4, 6, 5, 5, 1, 2, 2, 1, 13, 14, false, 0];
         yield return [8, 6, 3, 3, 1, 1, 1, 2, 11, 11, false, 0];
         yield return [7, 9, 1, 1, 1, 0, 1, 1, 9, 8, false, 0];

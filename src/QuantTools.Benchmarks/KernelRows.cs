@@ -41,7 +41,8 @@ internal static class KernelRows
         rows.Add(new("vpdpbusd peak 2T", PeakMethod2, [], null));
         rows.Add(new("vpdpbusd ymm (EVEX) peak", "Vpdpbusd256_Peak", [("vpdpbusd-peak", PeakMethod)], null));
         rows.Add(new("vpdpbusd ymm (EVEX) peak 2T", "Vpdpbusd256_Peak_T2", [("vpdpbusd-peak", PeakMethod2)], null));
-        rows.Add(new("AvxVnni.MultiplyWideningAndAdd ymm peak", "AvxVnni256_Peak", [("vpdpbusd-peak", PeakMethod)], null));
+        if (DotProductPeak.AvxVnniUnavailable is null) // else the skip line says why, and no empty row is written
+            rows.Add(new("AvxVnni.MultiplyWideningAndAdd ymm peak", "AvxVnni256_Peak", [("vpdpbusd-peak", PeakMethod)], null));
         rows.Add(new("vpmaddwd+vpaddd zmm peak (PairGemm)", "Vpmaddwd512_Peak", [("vpdpbusd-peak", PeakMethod)], null));
         // Memory-bound ops: peer = copy of every input byte (ratio >= 0.5 is the goal).
         const string shape = "1x64x112x112 quint8";
@@ -106,7 +107,11 @@ internal static class KernelRows
                     {
                         double r = p / ours;
                         double goal = peer == "libtorch" ? 1.5 : 1.0;
-                        sb.Append($"; {peer} {Gops(l.Macs, p)} GOPS, ratio {F(r)} (goal >= {goal:0.0}: {(r >= goal ? "met" : "NOT met")})");
+                        sb.Append($"; {peer} {Gops(l.Macs, p)} GOPS, ratio {r.ToString("0.000", CultureInfo.InvariantCulture)} " +
+                                  $"(goal >= {goal:0.0}: {(r >= goal ? "met" : "NOT met")})");
+                        // A peer slower on 2 threads than on 1 is a contended machine (e.g. OpenMP barriers on busy cores), not a win.
+                        if (t == 2 && medians.TryGetValue($"{l.Prefix}_{method}_T1", out var p1) && p > p1)
+                            sb.Append($" [{peer} 2T slower than its 1T {F(p1)} ms: the machine is contended, so this 2T ratio says little]");
                     }
                 if (medians.TryGetValue(AtPeak(l.Prefix, t), out var atPeak))
                     sb.Append($"; {F(atPeak / ours * 100)}% of vpdpbusd peak");

@@ -40,12 +40,14 @@ var job = (full
     .WithToolchain(InProcessEmitToolchain.Instance);
 
 var unavailable = new List<string>();
+var kernelSkips = new Dictionary<string, string>();
 bool Available(string method)
 {
     if (method.EndsWith("_Ours", StringComparison.Ordinal) &&
         (method.StartsWith("Quantize", StringComparison.Ordinal) ? CoreBindings.Quantize is null : CoreBindings.Dequantize is null))
         return false;
     if (method.Contains("Observer", StringComparison.Ordinal) && !CoreBindings.HaveObservers) return false;
+    if (KernelRows.Unavailable(method) is { } why) { kernelSkips[method] = why; return false; }
     return true;
 }
 bool Selected(BenchmarkDotNet.Running.BenchmarkCase bc)
@@ -61,7 +63,7 @@ bool Selected(BenchmarkDotNet.Running.BenchmarkCase bc)
             : haystack.Contains(f, StringComparison.OrdinalIgnoreCase));
         if (!hit) return false;
     }
-    if (!Available(method)) { unavailable.Add(method); return false; }
+    if (!Available(method)) { if (!kernelSkips.ContainsKey(method)) unavailable.Add(method); return false; }
     return true;
 }
 
@@ -75,13 +77,18 @@ var config = ManualConfig.CreateEmpty()
     .WithOptions(ConfigOptions.JoinSummary);
 
 var summaries = BenchmarkRunner.Run(
-    [typeof(QuantizeBenchmarks), typeof(DequantizeBenchmarks), typeof(ObserverBenchmarks), typeof(HistogramUpdateBenchmarks), typeof(CheckpointBenchmarks)], config);
+    [typeof(QuantizeBenchmarks), typeof(DequantizeBenchmarks), typeof(ObserverBenchmarks), typeof(HistogramUpdateBenchmarks),
+     typeof(CheckpointBenchmarks),
+     typeof(QLinearBenchmarks), typeof(QConv64Benchmarks), typeof(QConv128Benchmarks), typeof(DotProductPeakBenchmarks),
+     typeof(MemoryBoundBenchmarks)], config);
 
 var medians = new Dictionary<string, double>();
 foreach (var s in summaries)
     foreach (var r in s.Reports)
         if (r.ResultStatistics is { } st)
-            medians[r.BenchmarkCase.Descriptor.WorkloadMethod.Name] = st.Median / 1e6; // ns -> ms
+            medians[r.BenchmarkCase.Descriptor.WorkloadMethod.Name] =
+                (KernelRows.UsesMin(r.BenchmarkCase.Descriptor.WorkloadMethod.Name) ? st.Min : st.Median) / 1e6; // ns -> ms
+KernelRows.Derive(medians);
 
 var results = new JsonArray();
 var table = new List<string[]>();
@@ -113,11 +120,14 @@ var jsonPath = Path.Combine(outDir, "results.json");
 File.WriteAllText(jsonPath, json + Environment.NewLine);
 
 Console.WriteLine();
-Console.WriteLine($"QuantTools benchmarks ({job.Id} job, in-process, single thread; median of {(full ? 20 : 6)} iterations; ratio = peer_ms / ours_ms, > 1: we are faster)");
+Console.WriteLine($"QuantTools benchmarks ({job.Id} job, in-process, single thread unless the row says 2T; median of {(full ? 20 : 6)} iterations; ratio = peer_ms / ours_ms, > 1: we are faster)");
 Console.WriteLine(singleThread + "; libtorch: torch.set_num_threads(1)");
 Console.WriteLine(Rows.Format(["name", "ours_ms", "peer", "peer_ms", "ratio", "PyTorch 2.11 Xeon ms (reference only)"], table));
+Console.Write(KernelRows.Report(medians));
 foreach (var m in unavailable.Distinct())
     Console.WriteLine($"skipped {m}: the Core API it measures is not in this build yet (Quantizer / ObserverFactory)");
+foreach (var (m, why) in kernelSkips)
+    Console.WriteLine($"skipped {m}: {why}");
 Console.WriteLine($"wrote {jsonPath}");
 return 0;
 
@@ -146,6 +156,7 @@ namespace QuantTools.Benchmarks
             // issue #3: TorchCheckpoint.Load of a ~100 MB state_dict vs File.ReadAllBytes of it; goal ratio >= 0.67 (load within 1.5x).
             // read-per-storage: one fresh array per storage entry, one read each (the floor for a reader returning arrays).
             new("load state_dict 100MB", "Load_Ours", [("read-bytes", "Load_ReadBytes"), ("read-per-storage", "Load_ReadPerStorage")], null),
+            .. KernelRows.All,
         ];
 
         public static string FindRepoRoot()

@@ -43,20 +43,7 @@ public sealed class Tensor
             : throw new QuantToolsException(ErrorCode.InvalidArgument, $"tensor of dtype {DType.TorchName()} is not a {typeof(T).Name} tensor");
 
     /// <summary>The raw little-endian bytes of the elements.</summary>
-    public ReadOnlySpan<byte> AsBytes() => DType switch
-    {
-        DType.Float32 => MemoryMarshal.AsBytes(AsSpan<float>()),
-        DType.Float64 => MemoryMarshal.AsBytes(AsSpan<double>()),
-        DType.Float16 => MemoryMarshal.AsBytes(AsSpan<Half>()),
-        DType.BFloat16 => MemoryMarshal.AsBytes(AsSpan<ushort>()),
-        DType.Int8 => MemoryMarshal.AsBytes(AsSpan<sbyte>()),
-        DType.UInt8 => AsSpan<byte>(),
-        DType.Int16 => MemoryMarshal.AsBytes(AsSpan<short>()),
-        DType.Int32 => MemoryMarshal.AsBytes(AsSpan<int>()),
-        DType.Int64 => MemoryMarshal.AsBytes(AsSpan<long>()),
-        DType.Bool => MemoryMarshal.AsBytes(AsSpan<bool>()),
-        _ => throw new QuantToolsException(ErrorCode.UnsupportedDType, DType.ToString()),
-    };
+    public ReadOnlySpan<byte> AsBytes() => DataSpanBytesMutable();
 
     /// <summary>Builds a tensor from raw little-endian element bytes (the length must match exactly).</summary>
     public static Tensor FromBytes(DType dtype, int[] shape, ReadOnlySpan<byte> bytes)

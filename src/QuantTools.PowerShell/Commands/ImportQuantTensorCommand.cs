@@ -7,21 +7,10 @@ using QuantTools.PowerShell.Internal;
 namespace QuantTools.PowerShell.Commands;
 
 /// <summary>Reads tensors from .npy, .npz and .safetensors files.</summary>
-[Cmdlet(VerbsData.Import, "QuantTensor", DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsData.Import, "QuantTensor", DefaultParameterSetName = "Path")]
 [OutputType(typeof(Tensor), typeof(QTensor))]
-public sealed class ImportQuantTensorCommand : QuantCmdlet
+public sealed class ImportQuantTensorCommand : QuantPathCmdlet
 {
-    private const string PathSet = "Path";
-    private const string LiteralPathSet = "LiteralPath";
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [SupportsWildcards]
-    public string[] Path { get; set; } = [];
-
-    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
-    [Alias("PSPath")]
-    public string[] LiteralPath { get; set; } = [];
-
     /// <summary>Only tensors whose names match (wildcards).</summary>
     [Parameter(Position = 1)]
     [SupportsWildcards]
@@ -33,9 +22,8 @@ public sealed class ImportQuantTensorCommand : QuantCmdlet
 
     protected override void ProcessRecord()
     {
-        bool literal = ParameterSetName == LiteralPathSet;
         var patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase)).ToArray();
-        foreach (var file in ResolvePaths(literal ? LiteralPath : Path, literal))
+        foreach (var file in InputFiles())
         {
             TryItem(file, () =>
             {

@@ -6,21 +6,10 @@ using QuantTools.PowerShell.Internal;
 namespace QuantTools.PowerShell.Commands;
 
 /// <summary>Runs a folder of golden cases and reports each case (or, with -Summary, each category).</summary>
-[Cmdlet(VerbsDiagnostic.Test, "QuantConformance", DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsDiagnostic.Test, "QuantConformance", DefaultParameterSetName = "Path")]
 [OutputType(typeof(CaseResult), typeof(CategorySummary))]
-public sealed class TestQuantConformanceCommand : QuantCmdlet
+public sealed class TestQuantConformanceCommand : QuantPathCmdlet
 {
-    private const string PathSet = "Path";
-    private const string LiteralPathSet = "LiteralPath";
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [SupportsWildcards]
-    public string[] Path { get; set; } = [];
-
-    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
-    [Alias("PSPath")]
-    public string[] LiteralPath { get; set; } = [];
-
     /// <summary>Only these categories (observers, quantize, ops, models, onnx).</summary>
     [Parameter]
     [ValidateSet("observers", "quantize", "ops", "models", "onnx", IgnoreCase = true)]
@@ -34,8 +23,7 @@ public sealed class TestQuantConformanceCommand : QuantCmdlet
 
     protected override void ProcessRecord()
     {
-        bool literal = ParameterSetName == LiteralPathSet;
-        foreach (var folder in ResolvePaths(literal ? LiteralPath : Path, literal))
+        foreach (var folder in InputFiles())
         {
             var cats = ConformanceRunner.DefaultCategories()
                 .Where(c => Category is null || Category.Contains(c.Category, StringComparer.OrdinalIgnoreCase));

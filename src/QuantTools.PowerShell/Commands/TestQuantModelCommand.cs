@@ -6,21 +6,11 @@ using QuantTools.PowerShell.Internal;
 namespace QuantTools.PowerShell.Commands;
 
 /// <summary>Lints a quantized model's qparams for problems that hurt on deployment.</summary>
-[Cmdlet(VerbsDiagnostic.Test, "QuantModel", DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsDiagnostic.Test, "QuantModel", DefaultParameterSetName = "Path")]
 [OutputType(typeof(Finding))]
-public sealed class TestQuantModelCommand : QuantCmdlet
+public sealed class TestQuantModelCommand : QuantPathCmdlet
 {
-    private const string PathSet = "Path";
-    private const string LiteralPathSet = "LiteralPath";
     private const string ModelSet = "Model";
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true)]
-    [SupportsWildcards]
-    public string[] Path { get; set; } = [];
-
-    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
-    [Alias("PSPath")]
-    public string[] LiteralPath { get; set; } = [];
 
     [Parameter(Mandatory = true, ParameterSetName = ModelSet, ValueFromPipeline = true)]
     public QuantModel? Model { get; set; }
@@ -41,8 +31,7 @@ public sealed class TestQuantModelCommand : QuantCmdlet
         var min = Enum.Parse<Severity>(MinimumSeverity, ignoreCase: true);
         IEnumerable<(object Target, Func<QuantModel> Load)> models = ParameterSetName == ModelSet
             ? [(Model!, () => Model!)]
-            : ResolvePaths(ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet)
-                .Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f))));
+            : InputFiles().Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f))));
         foreach (var (target, load) in models)
             TryItem(target, () =>
             {

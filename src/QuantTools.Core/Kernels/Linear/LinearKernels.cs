@@ -1,0 +1,90 @@
+using System.Buffers;
+using QuantTools.Core.Kernels.Requantization;
+
+namespace QuantTools.Core.Kernels.Linear;
+
+/// <summary>Linear accumulators: scalar reference and the packed pair GEMM (identical int32 results).</summary>
+internal static unsafe class LinearKernels
+{
+    public static void Raw(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw, KernelPath path)
+    {
+        if (path == KernelPath.Scalar || pw.Backend == QBackend.FbgemmAvx2) RawReference(pw, x, azp, m, raw);
+        else RawFast(pw, x, azp, m, raw, path);
+    }
+
+    /// <summary>
+    /// <c>raw[r, j] = Σ_k (x[r,k] − a_zp)(w[j,k] − w_zp[j])</c>; for fbgemm-avx2 each even-aligned pair of raw u8 x s8
+    /// products saturates to int16 first, then <c>− a_zp·Σw − w_zp·Σx + K·a_zp·w_zp</c>.
+    /// </summary>
+    public static void RawReference(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw)
+    {
+        int k = pw.InFeatures, n = pw.OutFeatures;
+        bool sat = pw.Backend == QBackend.FbgemmAvx2;
+        for (int r = 0; r < m; r++)
+        {
+            var xr = x.Slice(r * k, k);
+            for (int j = 0; j < n; j++)
+            {
+                var wj = pw.W.AsSpan(j * k, k);
+                int wzp = pw.WZp[j], acc = 0;
+                if (!sat)
+                {
+                    for (int i = 0; i < k; i++) acc += (xr[i] - azp) * (wj[i] - wzp);
+                }
+                else
+                {
+                    int xs = 0;
+                    for (int i = 0; i < k; i += 2)
+                    {
+                        int pair = xr[i] * wj[i] + (i + 1 < k ? xr[i + 1] * wj[i + 1] : 0);
+                        acc += Math.Clamp(pair, short.MinValue, short.MaxValue);
+                        xs += xr[i] + (i + 1 < k ? xr[i + 1] : 0);
+                    }
+                    acc = unchecked(acc - azp * pw.WSum[j] - wzp * xs + k * azp * wzp);
+                }
+                raw[r * n + j] = acc;
+            }
+        }
+    }
+
+    public static void RawFast(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw, KernelPath path)
+    {
+        int k = pw.InFeatures, n = pw.OutFeatures, k2 = pw.K2;
+        int[] a2 = ArrayPool<int>.Shared.Rent(Math.Max(1, m * k2));
+        try
+        {
+            for (int r = 0; r < m; r++)
+            {
+                var xr = x.Slice(r * k, k);
+                int baseIdx = r * k2;
+                int i = 0;
+                for (; i + 1 < k; i += 2) a2[baseIdx + (i >> 1)] = PairGemm.Pair(xr[i] - azp, xr[i + 1] - azp);
+                if (i < k) a2[baseIdx + (i >> 1)] = PairGemm.Pair(xr[i] - azp, 0);
+            }
+            fixed (int* ap = a2)
+            fixed (short* vp = pw.V)
+            fixed (int* cp = raw)
+            {
+                int panels = PairGemm.Panels(n);
+                long work = (long)m * k * n;
+                int* app = ap; short* vpp = vp; int* cpp = cp;
+                if (work >= PackedLinearWeight.ParallelThreshold)
+                {
+                    // split rows (in blocks of 4) x panels over cores; each task writes its own block of C
+                    int rowBlocks = (m + 31) / 32;
+                    Parallel.For(0, rowBlocks * panels, t =>
+                    {
+                        int rb = t / panels, pi = t % panels;
+                        PairGemm.Run(path, app, k2, vpp, n, cpp, n, rb * 32, Math.Min(m, rb * 32 + 32), pi, pi + 1);
+                    });
+                }
+                else
+                    PairGemm.Run(path, ap, k2, vp, n, cp, n, 0, m, 0, panels);
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(a2);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+using QuantTools.Core.Kernels;
+using QuantTools.Core.Kernels.Conv;
+using QuantTools.Core.Kernels.Linear;
+using QuantTools.Core.Kernels.Ops;
+using QuantTools.Core.Tensors;
+
+namespace QuantTools.Core.Tests.ConvLinear;
+
+/// <summary>Every kernel path gives the scalar reference's integers, over shape sweeps and zero-point / saturation edges.</summary>
+public class ConvLinearPathTests
+{
+    public static IEnumerable<object[]> Paths() => KernelPaths.AllSupported().Select(p => new object[] { p });
+
+    internal static QTensor Activations(Random rng, int[] shape, double scale, int zp, int mode)
+    {
+        var t = Tensor.Zeros(DType.UInt8, shape);
+        var s = t.AsSpan<byte>();
+        for (int i = 0; i < s.Length; i++)
+            s[i] = mode switch { 0 => (byte)rng.Next(256), 1 => 255, 2 => 0, _ => (byte)(rng.Next(2) * 255) };
+        return new QTensor(t, QParams.PerTensor(scale, zp, DType.QUInt8));
+    }
+
+    internal static QTensor Weights(Random rng, int[] shape, bool perChannel, int zp, int mode)
+    {
+        var t = Tensor.Zeros(DType.Int8, shape);
+        var s = t.AsSpan<sbyte>();
+        for (int i = 0; i < s.Length; i++)
+            s[i] = mode switch { 0 => (sbyte)rng.Next(-128, 128), 1 => 127, 2 => -128, _ => (sbyte)(rng.Next(2) == 0 ? -128 : 127) };
+        if (!perChannel) return new QTensor(t, QParams.PerTensor(0.01 + rng.NextDouble() * 0.01, zp, DType.QInt8));
+        int oc = shape[0];
+        var scales = Enumerable.Range(0, oc).Select(_ => 0.005 + rng.NextDouble() * 0.02).ToArray();
+        var zps = Enumerable.Range(0, oc).Select(i => (long)(zp == 0 ? 0 : (zp + i * 37) % 256 - 128)).ToArray();
+        return new QTensor(t, QParams.PerChannel(scales, zps, 0, DType.QInt8));
+    }
+
+    private static Tensor Bias(Random rng, int n) => Tensor.FromArray(Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray(), n);
+
+    private static void AssertSameQ(QTensor e, QTensor a, string ctx)
+    {
+        Assert.Equal(e.Shape, a.Shape);
+        var d = QuantTools.Core.Conformance.OpsCases.CompareQ(e, a);
+        Assert.True(d.Length == 0, $"{ctx}: {d}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void LinearSweep(KernelPath path)
+    {
+        var rng = new Random(11);
+        var engines = new[] { QEngine.Fbgemm, QEngine.Qnnpack, QEngine.Onednn, QEngine.X86 };
+        int count = 0;
+        foreach (int k in new[] { 1, 2, 3, 7, 8, 31, 32, 33, 64, 65, 130 })
+            foreach (int n in new[] { 1, 3, 15, 16, 17, 33, 63, 64, 65, 129 })
+                foreach (int m in new[] { 1, 3, 4, 5, 9 })
+                {
+                    int mode = count % 4, azp = new[] { 0, 255, 128, 7 }[count % 4];
+                    bool pc = count % 3 == 0;
+                    int wzp = count % 5 == 0 ? 0 : (count % 2 == 0 ? 127 : -128);
+                    var engine = engines[count % engines.Length];
+                    if (engine == QEngine.Onednn) wzp = 0;
+                    var x = Activations(rng, [m, k], 0.05, azp, mode);
+                    var w = Weights(rng, [n, k], pc, wzp, (count / 4) % 4);
+                    var pw = PackedLinearWeight.Create(w, count % 7 == 0 ? null : Bias(rng, n), engine);
+                    QTensor e, a;
+                    int[] rawE = new int[m * n], rawA = new int[m * n];
+                    LinearKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, m, rawE);
+                    LinearKernels.Raw(pw, x.IntRepr.AsSpan<byte>(), azp, m, rawA, path);
+                    Assert.True(rawE.AsSpan().SequenceEqual(rawA), $"{path} raw m={m} n={n} k={k}");
+                    using (KernelPaths.Force(KernelPath.Scalar)) e = pw.Run(x, 0.07, 3, count % 2 == 0);
+                    using (KernelPaths.Force(path)) a = pw.Run(x, 0.07, 3, count % 2 == 0);
+                    AssertSameQ(e, a, $"{path} {engine} m={m} n={n} k={k}");
+                    count++;
+                }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void LinearLargeKExtremes(KernelPath path)
+    {
+        // |(a - azp)(w - wzp)| up to 255*255 per product, K = 4099: the int32 accumulator is exercised near its top.
+        var rng = new Random(5);
+        foreach (var (azp, wzp, am, wm) in new[] { (0, -128, 1, 1), (255, 127, 2, 2), (0, 127, 1, 2), (128, 0, 3, 3) })
+        {
+            var x = Activations(rng, [5, 4099], 0.1, azp, am);
+            var w = Weights(rng, [67, 4099], false, wzp, wm);
+            var pw = PackedLinearWeight.Create(w, null, QEngine.Fbgemm);
+            int[] e = new int[5 * 67], a = new int[5 * 67];
+            LinearKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, 5, e);
+            LinearKernels.Raw(pw, x.IntRepr.AsSpan<byte>(), azp, 5, a, path);
+            Assert.True(e.AsSpan().SequenceEqual(a), $"{path} azp={azp} wzp={wzp}");
+        }
+    }
+
+    public static IEnumerable<object[]> ConvConfigs()
+    {
+        // cin, cout, kh, kw, stride, pad, dil, groups, h, w, transposed, outpad
+        yield return [3, 8, 3, 3, 1, 1, 1, 1, 16, 17, false, 0];
+        yield return [8, 5, 3, 3, 2, 1, 1, 1, 15, 15, false, 0];
+        yield return [16, 16, 3, 3, 1, 1, 1, 16, 12, 13, false, 0];   // depthwise
+        yield return [16, 32, 3, 3, 2, 1, 1, 16, 9, 9, false, 0];     // depthwise, multiplier 2
+        yield return [4, 6, 5, 5, 1, 2, 2, 1, 13, 14, false, 0];
+        yield return [8, 6, 3, 3, 1, 1, 1, 2, 11, 11, false, 0];
+        yield return [7, 9, 1, 1, 1, 0, 1, 1, 9, 8, false, 0];
+        yield return [3, 5, 3, 5, 2, 2, 1, 1, 14, 15, false, 0];
+        yield return [5, 7, 1, 4, 3, 1, 1, 1, 1, 40, false, 0];      // conv1d-like
+        yield return [6, 4, 3, 3, 2, 1, 1, 1, 7, 8, true, 1];
+        yield return [4, 6, 4, 3, 3, 2, 2, 2, 5, 6, true, 1];
+        yield return [2, 3, 2, 2, 1, 0, 1, 1, 8, 8, true, 0];
+    }
+
+    [Theory]
+    [MemberData(nameof(ConvConfigs))]
+    public void ConvSweepEveryPath(int cin, int cout, int kh, int kw, int stride, int pad, int dil, int groups, int h, int w,
+        bool transposed, int outpad)
+    {
+        var rng = new Random(cin * 1000 + cout * 10 + kh);
+        int count = 0;
+        foreach (var engine in new[] { QEngine.Fbgemm, QEngine.Qnnpack, QEngine.Onednn, QEngine.X86, QEngine.FbgemmAvx2 })
+            foreach (int mode in new[] { 0, 1, 3 })
+            {
+                if (engine == QEngine.Onednn && outpad != 0) continue;
+                int azp = new[] { 0, 255, 100 }[count % 3];
+                int wzp = engine == QEngine.Onednn ? 0 : new[] { 0, 3, -128, 127 }[count % 4];
+                bool pc = !transposed && count % 2 == 1;
+                int[] wshape = transposed ? [cin, cout / groups, kh, kw] : [cout, cin / groups, kh, kw];
+                var x = Activations(rng, [2, cin, h, w], 0.03, azp, mode);
+                var wt = Weights(rng, wshape, pc, wzp, mode == 0 ? 0 : 3);
+                var pw = PackedConvWeight.Create(wt, count % 4 == 2 ? null : Bias(rng, cout), [stride], [pad], [dil], groups,
+                    transposed, [outpad], engine);
+                QTensor e;
+                using (KernelPaths.Force(KernelPath.Scalar)) e = pw.Run(x, 0.09, 77, count % 2 == 0);
+                foreach (var path in KernelPaths.AllSupported())
+                {
+                    QTensor a;
+                    using (KernelPaths.Force(path)) a = pw.Run(x, 0.09, 77, count % 2 == 0);
+                    AssertSameQ(e, a, $"{path} {engine} mode={mode}");
+                }
+                count++;
+            }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void ConvPixelAndChannelRemainders(KernelPath path)
+    {
+        // output pixels around the 16 / 64 column tiles, output channels around the 4-row tile, odd and even K
+        var rng = new Random(3);
+        foreach (int oc in new[] { 1, 3, 4, 5, 8, 9 })
+            foreach (int hw in new[] { 4, 7, 8, 9, 11 })
+                foreach (int cin in new[] { 1, 2, 3 })
+                {
+                    var x = Activations(rng, [1, cin, hw, hw + 1], 0.02, 13, 0);
+                    var wt = Weights(rng, [oc, cin, 3, 3], false, 5, 0);
+                    var pw = PackedConvWeight.Create(wt, Bias(rng, oc), [1], [1], [1], 1, false, [], QEngine.Qnnpack);
+                    int p = hw * (hw + 1);
+                    int[] e = new int[oc * p], a = new int[oc * p];
+                    ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, e);
+                    if (path == KernelPath.Scalar) ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, a);
+                    else ConvKernels.RawFast(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, a, path);
+                    Assert.True(e.AsSpan().SequenceEqual(a), $"{path} oc={oc} hw={hw} cin={cin}");
+                }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void GoldenCasesUnderEveryPath(KernelPath path)
+    {
+        var failures = new List<string>();
+        foreach (var row in ConvLinearGoldenTests.Cases())
+        {
+            string seed = (string)row[0], id = (string)row[1];
+            if (ConvLinearGoldenTests.KnownFailures.ContainsKey((seed, id))) continue;
+            var c = ConvLinearGoldenTests.Find(seed, id);
+            object r;
+            using (KernelPaths.Force(path)) r = OpHandlers.Find(c.Op)!.Run(c);
+            var d = ConvLinearGoldenTests.Compare(c, r);
+            if (d.Length > 0) failures.Add($"{seed}/{id}: {d}");
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+}

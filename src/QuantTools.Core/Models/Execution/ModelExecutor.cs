@@ -1,5 +1,7 @@
 using QuantTools.Core.Formats.Torch;
 using QuantTools.Core.Kernels;
+using QuantTools.Core.Kernels.Conv;
+using QuantTools.Core.Kernels.Linear;
 using QuantTools.Core.Kernels.Elementwise;
 using QuantTools.Core.Kernels.Pooling;
 using QuantTools.Core.Models.Graph;
@@ -76,8 +78,6 @@ public sealed class ModelExecutor
 
     // ------------------------------------------------------------------ prepacking
 
-    private sealed record ConvPrep(ConvLinearBinding.StaticRun Run, bool ChannelsLastOut);
-    private sealed record LinearPrep(ConvLinearBinding.StaticRun Run, ConvLinearBinding.DynamicRun Dynamic);
 
     private object? Prepare(GraphNode n)
     {
@@ -89,9 +89,15 @@ public sealed class ModelExecutor
                 if (n.Inputs.Count < 2 || n.Inputs[1].Constant is not ConvPackedParams cp)
                     throw NodeError(n, "conv packed params must be a module constant", null);
                 int[] I(long[] v) => v.Select(x => checked((int)x)).ToArray();
-                var run = ConvLinearBinding.PrepareConv(cp.Weight, cp.Bias, I(cp.Stride), I(cp.Padding), I(cp.Dilation), checked((int)cp.Groups),
-                    cp.Transpose, I(cp.OutputPadding), Engine, Layer(n));
-                return new ConvPrep(run, true);
+                try
+                {
+                    return PackedConvWeight.Create(cp.Weight, cp.Bias, I(cp.Stride), I(cp.Padding), I(cp.Dilation), checked((int)cp.Groups),
+                        cp.Transpose, I(cp.OutputPadding), Engine);
+                }
+                catch (QuantToolsException e)
+                {
+                    throw NodeError(n, "prepacking: " + e.Message, null, e);
+                }
             }
             case "quantized::linear" or "quantized::linear_relu" or "quantized::linear_dynamic" or "quantized::linear_relu_dynamic":
             {
@@ -99,8 +105,14 @@ public sealed class ModelExecutor
                     throw NodeError(n, "linear packed params must be a module constant", null);
                 if (lp.Weight is not QTensor w)
                     throw NodeError(n, "float16 dynamic linear weights are not supported", null);
-                var (r, d) = ConvLinearBinding.PrepareLinear(w, lp.Bias, Engine, Layer(n));
-                return new LinearPrep(r, d);
+                try
+                {
+                    return PackedLinearWeight.Create(w, lp.Bias, Engine);
+                }
+                catch (QuantToolsException e)
+                {
+                    throw NodeError(n, "prepacking: " + e.Message, null, e);
+                }
             }
             default:
                 return null;
@@ -261,30 +273,30 @@ public sealed class ModelExecutor
             case "quantized::conv1d" or "quantized::conv1d_relu" or "quantized::conv2d" or "quantized::conv2d_relu"
                 or "quantized::conv_transpose1d" or "quantized::conv_transpose2d":
             {
-                var prep = (ConvPrep)_prepared[n.Index]!;
+                var prep = (PackedConvWeight)_prepared[n.Index]!;
                 var x = QIn(a[0], "input");
                 var y = prep.Run(x, D(a[2], "scale"), (long)D(a[3], "zero_point"), n.Op.EndsWith("_relu", StringComparison.Ordinal));
                 return [new RtTensor(y, y.Shape.Length == 4 ? Layout.ChannelsLast(y.Shape) : ChannelsLast1d(y.Shape))];
             }
             case "quantized::linear" or "quantized::linear_relu":
             {
-                var prep = (LinearPrep)_prepared[n.Index]!;
+                var prep = (PackedLinearWeight)_prepared[n.Index]!;
                 var y = prep.Run(QIn(a[0], "input"), D(a[2], "scale"), (long)D(a[3], "zero_point"), n.Op.EndsWith("_relu", StringComparison.Ordinal));
                 return [new RtTensor(y, Layout.Contiguous(y.Shape))];
             }
             case "quantized::linear_dynamic" or "quantized::linear_relu_dynamic":
             {
-                var prep = (LinearPrep)_prepared[n.Index]!;
+                var prep = (PackedLinearWeight)_prepared[n.Index]!;
                 var x = T(a[0], "input");
                 if (x.F is null) throw new QuantToolsException(ErrorCode.UnsupportedDType, "dynamic linear needs a float input");
                 bool reduce = a.Length > 2 && ScalarOps.ToBool(a[2], "reduce_range");
-                var y = prep.Dynamic(x.F, n.Op == "quantized::linear_relu_dynamic", reduce);
+                var y = prep.RunDynamic(x.F, n.Op == "quantized::linear_relu_dynamic", reduce);
                 return [new RtTensor(y, Layout.Contiguous(y.Shape))];
             }
             case "quantized::relu6":
             {
                 var x = T(a[0], "input");
-                return [Same(x, QActivation.Relu6(QIn(x, "input"), e))];
+                return [QnnpackClamp(x, QActivation.Relu6(QIn(x, "input"), e))];
             }
             case "aten::relu" or "aten::relu_":
             {
@@ -303,7 +315,8 @@ public sealed class ModelExecutor
                     lo = a.Length > 1 ? (float)D(a[1], "min_val") : -1f;
                     hi = a.Length > 2 ? (float)D(a[2], "max_val") : 1f;
                 }
-                return [Same(x, QActivation.Hardtanh(q, lo, hi, e))];
+                var y = QActivation.Hardtanh(q, lo, hi, e);
+                return [float.IsInfinity(lo) || float.IsInfinity(hi) ? Same(x, y) : QnnpackClamp(x, y)];
             }
             case "quantized::hardswish":
             {
@@ -471,6 +484,29 @@ public sealed class ModelExecutor
                 if (ScalarOps.Names.Contains(n.Op)) return [ScalarOps.Eval(n.Op, a)];
                 throw new QuantToolsException(ErrorCode.UnsupportedOperator, $"op {n.Op} is not supported by the executor");
         }
+    }
+
+    /// <summary>
+    /// PyTorch's <c>qnnpack_clamp</c> (relu6, hardtanh, clamp with both bounds; qnnpack engine, quint8) clamps the
+    /// input's memory in its suggested format but allocates the output as NCHW-contiguous, so a channels_last input
+    /// comes back with its NHWC memory read as NCHW: the channels, rows and columns are scrambled. PyTorch 2.11 does
+    /// this (the qnnpack relu6_eager golden model proves it), so the executor does it too.
+    /// </summary>
+    private RtTensor QnnpackClamp(RtTensor x, QTensor clamped)
+    {
+        if (Engine != QEngine.Qnnpack || clamped.DType != DType.QUInt8 || x.Shape.Length != 4 || !Layout.SuggestsChannelsLast(x.Shape, x.Strides))
+            return Same(x, clamped);
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        var src = clamped.IntRepr.AsSpan<byte>();
+        var dst = new byte[src.Length];
+        int i = 0;
+        for (int b = 0; b < n; b++)
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++)
+                    for (int ch = 0; ch < c; ch++)
+                        dst[i++] = src[((b * c + ch) * h + y) * w + xx];
+        var q = new QTensor(new Tensor(DType.UInt8, (int[])x.Shape.Clone(), dst), clamped.QParams);
+        return new RtTensor(q, Layout.Contiguous(x.Shape));
     }
 
     private static long[] ChannelsLast1d(int[] shape)

@@ -142,8 +142,8 @@ internal static class TorchScriptLexer
                 }
                 var num = text[s..i];
                 object v = isFloat
-                    ? double.Parse(num.EndsWith('.') ? num + "0" : num, NumberStyles.Float, CultureInfo.InvariantCulture)
-                    : long.Parse(num, CultureInfo.InvariantCulture);
+                    ? (object)double.Parse(num.EndsWith('.') ? num + "0" : num, NumberStyles.Float, CultureInfo.InvariantCulture)
+                    : (object)long.Parse(num, CultureInfo.InvariantCulture);
                 toks.Add(new Token(Tok.Number, num, line, v));
                 continue;
             }

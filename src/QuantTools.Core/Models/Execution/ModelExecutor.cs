@@ -445,13 +445,33 @@ public sealed class ModelExecutor
             case "quantized::add" or "quantized::add_relu" or "quantized::mul" or "quantized::mul_relu":
             {
                 var x = T(a[0], "a");
+                var xb = T(a[1], "b");
                 var qa = QIn(x, "a");
-                var qb = QIn(a[1], "b");
+                var qb = QIn(xb, "b");
                 bool relu = n.Op.EndsWith("_relu", StringComparison.Ordinal);
-                var y = n.Op.StartsWith("quantized::add", StringComparison.Ordinal)
+                bool add = n.Op.StartsWith("quantized::add", StringComparison.Ordinal);
+                if (!qa.Shape.SequenceEqual(qb.Shape))
+                {
+                    // mul is the same integer formula on its vector and scalar paths, so broadcasting by expansion is exact
+                    if (add) throw new QuantToolsException(ErrorCode.UnsupportedOperator, "quantized add with broadcasting is not supported");
+                    var shape = BroadcastShape(qa.Shape, qb.Shape);
+                    qa = Expand(qa, shape);
+                    qb = Expand(qb, shape);
+                }
+                // element-wise kernels split vector blocks / scalar tail in memory order: run channels_last operands as NHWC
+                bool nhwc = qa.Shape.Length == 4 && Layout.SuggestsChannelsLast(x.Shape, x.Strides) &&
+                            Layout.IsChannelsLastContiguous(x.Shape, x.Strides) && Layout.IsChannelsLastContiguous(xb.Shape, xb.Strides) &&
+                            !Layout.IsContiguous(x.Shape, x.Strides);
+                if (nhwc)
+                {
+                    qa = ToNhwc(qa);
+                    qb = ToNhwc(qb);
+                }
+                var y = add
                     ? QElementwise.Add(qa, qb, D(a[2], "scale"), (long)D(a[3], "zero_point"), relu, e)
                     : QElementwise.Mul(qa, qb, D(a[2], "scale"), (long)D(a[3], "zero_point"), relu, e);
-                return [Same(x, y)];
+                if (nhwc) y = FromNhwc(y);
+                return [new RtTensor(y, Layout.SuggestsChannelsLast(x.Shape, x.Strides) ? Layout.ChannelsLast(y.Shape) : Layout.Contiguous(y.Shape))];
             }
             case "quantized::add_scalar" or "quantized::add_scalar_relu" or "quantized::mul_scalar" or "quantized::mul_scalar_relu":
             {
@@ -508,6 +528,50 @@ public sealed class ModelExecutor
         var q = new QTensor(new Tensor(DType.UInt8, (int[])x.Shape.Clone(), dst), clamped.QParams);
         return new RtTensor(q, Layout.Contiguous(x.Shape));
     }
+
+    private static int[] BroadcastShape(int[] a, int[] b)
+    {
+        int rank = Math.Max(a.Length, b.Length);
+        var r = new int[rank];
+        for (int i = 0; i < rank; i++)
+        {
+            int da = i - (rank - a.Length) >= 0 ? a[i - (rank - a.Length)] : 1;
+            int db = i - (rank - b.Length) >= 0 ? b[i - (rank - b.Length)] : 1;
+            if (da != db && da != 1 && db != 1)
+                throw new QuantToolsException(ErrorCode.ShapeMismatch, $"shapes [{string.Join(", ", a)}] and [{string.Join(", ", b)}] do not broadcast");
+            r[i] = Math.Max(da, db);
+        }
+        return r;
+    }
+
+    private static QTensor Expand(QTensor q, int[] shape)
+    {
+        if (q.Shape.SequenceEqual(shape)) return q;
+        int rank = shape.Length;
+        var src = q.IntRepr;
+        var inShape = Enumerable.Repeat(1, rank - q.Shape.Length).Concat(q.Shape).ToArray();
+        var inStrides = Layout.Contiguous(inShape);
+        int total = 1;
+        foreach (var d in shape) total *= d;
+        var strides = new long[rank];
+        for (int d = 0; d < rank; d++) strides[d] = inShape[d] == 1 ? 0 : inStrides[d];
+        Array dst = src.Data switch
+        {
+            byte[] b => Gather(b, shape, strides),
+            sbyte[] sb => Gather(sb, shape, strides),
+            _ => throw new QuantToolsException(ErrorCode.UnsupportedDType, $"broadcast of {q.DType.TorchName()} is not supported"),
+        };
+        _ = total;
+        return new QTensor(new Tensor(src.DType, (int[])shape.Clone(), dst), q.QParams);
+    }
+
+    /// <summary>[N, C, H, W] → [N, H, W, C] (the memory order of a channels_last tensor).</summary>
+    private static QTensor ToNhwc(QTensor q) =>
+        new(Permute(Permute(q.IntRepr, 1, 2), 2, 3), q.QParams);
+
+    /// <summary>[N, H, W, C] → [N, C, H, W].</summary>
+    private static QTensor FromNhwc(QTensor q) =>
+        new(Permute(Permute(q.IntRepr, 2, 3), 1, 2), q.QParams);
 
     private static long[] ChannelsLast1d(int[] shape)
     {
@@ -574,23 +638,48 @@ public sealed class ModelExecutor
         int rank = t.Shape.Length;
         var shape = (int[])t.Shape.Clone();
         (shape[d0], shape[d1]) = (shape[d1], shape[d0]);
-        var dst = Array.CreateInstance(t.Data.GetType().GetElementType()!, t.Length);
         var srcStrides = Layout.Contiguous(t.Shape);
         var perm = Enumerable.Range(0, rank).ToArray();
         (perm[d0], perm[d1]) = (perm[d1], perm[d0]);
-        var idx = new int[rank];
-        for (int i = 0; i < t.Length; i++)
+        var map = new long[rank];
+        for (int d = 0; d < rank; d++) map[d] = srcStrides[perm[d]];
+        Array dst = t.Data switch
         {
-            long src = 0;
-            for (int d = 0; d < rank; d++) src += idx[d] * srcStrides[perm[d]];
-            Array.Copy(t.Data, src, dst, i, 1);
-            for (int d = rank - 1; d >= 0; d--)
+            byte[] b => Gather(b, shape, map),
+            sbyte[] sb => Gather(sb, shape, map),
+            float[] f => Gather(f, shape, map),
+            int[] i32 => Gather(i32, shape, map),
+            long[] i64 => Gather(i64, shape, map),
+            double[] f64 => Gather(f64, shape, map),
+            _ => throw new QuantToolsException(ErrorCode.UnsupportedDType, $"transpose of {t.DType.TorchName()} is not supported"),
+        };
+        return new Tensor(t.DType, shape, dst);
+    }
+
+    /// <summary>dst[i] = src[Σ idx_d * strides_d] over the row-major indices of <paramref name="shape"/>.</summary>
+    private static T[] Gather<T>(T[] src, int[] shape, long[] strides)
+    {
+        int rank = shape.Length;
+        long total = 1;
+        foreach (var s in shape) total *= s;
+        var dst = new T[total];
+        if (total == 0) return dst;
+        int last = shape[rank - 1];
+        long lastStride = strides[rank - 1];
+        var idx = new int[rank];
+        long i = 0;
+        while (i < total)
+        {
+            long off = 0;
+            for (int d = 0; d < rank - 1; d++) off += idx[d] * strides[d];
+            for (int x = 0; x < last; x++) dst[i++] = src[off + x * lastStride];
+            for (int d = rank - 2; d >= 0; d--)
             {
                 if (++idx[d] < shape[d]) break;
                 idx[d] = 0;
             }
         }
-        return new Tensor(t.DType, shape, dst);
+        return dst;
     }
 
     private static RtTensor Transpose(RtTensor x, int d0, int d1)

@@ -75,7 +75,7 @@ var config = ManualConfig.CreateEmpty()
     .WithOptions(ConfigOptions.JoinSummary);
 
 var summaries = BenchmarkRunner.Run(
-    [typeof(QuantizeBenchmarks), typeof(DequantizeBenchmarks), typeof(ObserverBenchmarks), typeof(HistogramUpdateBenchmarks)], config);
+    [typeof(QuantizeBenchmarks), typeof(DequantizeBenchmarks), typeof(ObserverBenchmarks), typeof(HistogramUpdateBenchmarks), typeof(CheckpointBenchmarks)], config);
 
 var medians = new Dictionary<string, double>();
 foreach (var s in summaries)
@@ -143,6 +143,9 @@ namespace QuantTools.Benchmarks
             new("MinMaxObserver update 4M", "MinMaxObserver_Update", [], 2.001),
             new("HistogramObserver update 4M", "HistogramObserver_Update", [], 37.09),
             new("HistogramObserver calculate_qparams", "HistogramObserver_CalculateQParams", [], 13.07),
+            // issue #3: TorchCheckpoint.Load of a ~100 MB state_dict vs File.ReadAllBytes of it; goal ratio >= 0.67 (load within 1.5x).
+            // read-per-storage: one fresh array per storage entry, one read each (the floor for a reader returning arrays).
+            new("load state_dict 100MB", "Load_Ours", [("read-bytes", "Load_ReadBytes"), ("read-per-storage", "Load_ReadPerStorage")], null),
         ];
 
         public static string FindRepoRoot()

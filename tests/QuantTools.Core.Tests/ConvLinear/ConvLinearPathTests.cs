@@ -98,6 +98,9 @@ public class ConvLinearPathTests
         yield return [8, 5, 3, 3, 2, 1, 1, 1, 15, 15, false, 0];
         yield return [16, 16, 3, 3, 1, 1, 1, 16, 12, 13, false, 0];   // depthwise
         yield return [16, 32, 3, 3, 2, 1, 1, 16, 9, 9, false, 0];     // depthwise, multiplier 2
+        yield return [16, 16, 3, 3, 1, 1, 1, 16, 9, 40, false, 0];    // depthwise, 16-column interior blocks
+        yield return [8, 8, 5, 5, 1, 2, 1, 8, 7, 37, false, 0];       // depthwise 5x5
+        yield return [8, 16, 7, 7, 1, 3, 1, 8, 10, 45, false, 0];     // depthwise 7x7, multiplier 2
         yield return [4, 6, 5, 5, 1, 2, 2, 1, 13, 14, false, 0];
         yield return [8, 6, 3, 3, 1, 1, 1, 2, 11, 11, false, 0];
         yield return [7, 9, 1, 1, 1, 0, 1, 1, 9, 8, false, 0];
@@ -177,5 +180,33 @@ public class ConvLinearPathTests
             if (d.Length > 0) failures.Add($"{seed}/{id}: {d}");
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void ParallelSplitGivesTheSameIntegers(KernelPath path)
+    {
+        // thresholds forced to 0 so that even these shapes are spread over cores (results must not depend on it)
+        var rng = new Random(21);
+        var x = Activations(rng, [2, 16, 23, 29], 0.02, 31, 0);
+        var cw = PackedConvWeight.Create(Weights(rng, [24, 8, 3, 3], true, 0, 0), Bias(rng, 24), [1], [1], [1], 2, false, [], QEngine.Qnnpack);
+        var lx = Activations(rng, [37, 300], 0.02, 200, 0);
+        var lw = PackedLinearWeight.Create(Weights(rng, [150, 300], false, 9, 0), Bias(rng, 150), QEngine.Fbgemm);
+        QTensor ce, le, ca, la;
+        using (KernelPaths.Force(KernelPath.Scalar)) { ce = cw.Run(x, 0.1, 100, false); le = lw.Run(lx, 0.2, 50, true); }
+        long c0 = ConvKernels.ParallelThreshold, l0 = PackedLinearWeight.ParallelThreshold;
+        try
+        {
+            ConvKernels.ParallelThreshold = 0;
+            PackedLinearWeight.ParallelThreshold = 0;
+            using (KernelPaths.Force(path)) { ca = cw.Run(x, 0.1, 100, false); la = lw.Run(lx, 0.2, 50, true); }
+        }
+        finally
+        {
+            ConvKernels.ParallelThreshold = c0;
+            PackedLinearWeight.ParallelThreshold = l0;
+        }
+        AssertSameQ(ce, ca, $"{path} parallel conv");
+        AssertSameQ(le, la, $"{path} parallel linear");
     }
 }

@@ -102,7 +102,8 @@ internal static class TensorBuilder
             throw Corrupt($"tensor view [{string.Join(", ", size)}] stride [{string.Join(", ", stride)}] expands {storage} ({storage.Numel} elements) " +
                           $"to {numel} elements; refusing to allocate more than the file holds", target);
         budget.Take((long)numel * es, target);
-        var data = Array.CreateInstance(Tensor.ElementTypeOf(dense), numel);
+        // every element is written below (one read straight from the file, or the gather), so the array need not be zeroed
+        var data = NewUninitialized(dense, numel);
         var dest = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetArrayDataReference(data), numel * es);
         if (IsContiguous(size, stride))
             storage.Source.Read(storage.Key, storage.ByteOffset + offset * es, dest);
@@ -117,6 +118,20 @@ internal static class TensorBuilder
         if (storage.Source.BigEndian && es > 1) SwapInPlace(dest, es);
         return new Tensor(dense, shape, data);
     }
+
+    private static Array NewUninitialized(DType dense, int n) => dense switch
+    {
+        DType.Float32 => GC.AllocateUninitializedArray<float>(n),
+        DType.Float64 => GC.AllocateUninitializedArray<double>(n),
+        DType.Float16 => GC.AllocateUninitializedArray<Half>(n),
+        DType.BFloat16 => GC.AllocateUninitializedArray<ushort>(n),
+        DType.Int8 => GC.AllocateUninitializedArray<sbyte>(n),
+        DType.UInt8 => GC.AllocateUninitializedArray<byte>(n),
+        DType.Int16 => GC.AllocateUninitializedArray<short>(n),
+        DType.Int32 => GC.AllocateUninitializedArray<int>(n),
+        DType.Int64 => GC.AllocateUninitializedArray<long>(n),
+        _ => Array.CreateInstance(Tensor.ElementTypeOf(dense), n),
+    };
 
     public static bool IsContiguous(long[] size, long[] stride)
     {

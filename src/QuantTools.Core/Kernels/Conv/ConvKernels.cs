@@ -1,5 +1,8 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using QuantTools.Core.Kernels.Linear;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using QuantTools.Core.Kernels.Requantization;
 
 namespace QuantTools.Core.Kernels.Conv;
@@ -27,7 +30,9 @@ internal static unsafe class ConvKernels
             {
                 var xb = x.Slice(b * s.InChannels * h * w, s.InChannels * h * w);
                 var rb = raw.AsSpan(0, oc * p);
-                if (path == KernelPath.Scalar || saturating)
+                if (pw.FbgemmDepthwise && path == KernelPath.Avx512)
+                    RawDepthwiseAvx512(pw, xb, azp, h, w, oh, ow, rb);
+                else if (path == KernelPath.Scalar || saturating)
                     RawReference(pw, xb, azp, h, w, oh, ow, rb);
                 else
                     RawFast(pw, xb, azp, h, w, oh, ow, rb, path);
@@ -94,6 +99,84 @@ internal static unsafe class ConvKernels
                     raw[o * p + yy * ow + xx] = acc;
                 }
         }
+    }
+
+    /// <summary>
+    /// FBGEMM's depthwise accumulators (tap pairs saturated to int16) for 16 output columns at a time: interior column
+    /// blocks of stride-1 layers load 16 consecutive input bytes per tap; everything else (borders, stride 2) goes
+    /// through the same formula one pixel at a time.
+    /// </summary>
+    public static void RawDepthwiseAvx512(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
+    {
+        var s = pw.Shape;
+        int kh = s.KernelH, kw = s.KernelW, taps = kh * kw, p = oh * ow, mult = s.OutChannels / s.Groups;
+        int sh = s.StrideH, sw = s.StrideW, ph = s.PadH, pwd = s.PadW;
+        fixed (byte* xp = x)
+        fixed (sbyte* wp = pw.W)
+        fixed (int* rp = raw)
+        {
+            int* wt = stackalloc int[taps + 1];
+            for (int o = 0; o < s.OutChannels; o++)
+            {
+                byte* xc = xp + (long)(o / mult) * h * w;
+                for (int t = 0; t < taps; t++) wt[t] = wp[o * taps + t];
+                wt[taps] = 0;
+                int corr = -azp * pw.WSum[o] + taps * azp * pw.WZp[o], wzp = pw.WZp[o];
+                int* ro = rp + (long)o * p;
+                // interior columns [xa, xb): every tap of all 16 lanes is inside the row
+                int xa = sw == 1 ? Math.Max(0, pwd) : ow, xb = sw == 1 ? Math.Min(ow, w - (kw - 1) + pwd) : ow;
+                for (int yy = 0; yy < oh; yy++)
+                {
+                    int xx = 0;
+                    for (; xx < ow; xx++)
+                    {
+                        if (xx >= xa && xx + 16 <= xb) break;
+                        ro[yy * ow + xx] = DepthwisePixel(xc, wt, taps, kh, kw, yy * sh - ph, xx * sw - pwd, h, w, azp, corr, wzp);
+                    }
+                    var vzp = Vector512.Create(azp);
+                    var lo = Vector512.Create(-32768); var hi = Vector512.Create(32767);
+                    for (; xx + 16 <= xb; xx += 16)
+                    {
+                        Vector512<int> acc = Vector512<int>.Zero, asum = Vector512<int>.Zero;
+                        int iy0 = yy * sh - ph, ix0 = xx - pwd;
+                        for (int t = 0; t < taps; t += 2)
+                        {
+                            var a0 = TapRow(xc, iy0 + t / kw, ix0 + t % kw, h, w, vzp);
+                            var a1 = t + 1 < taps ? TapRow(xc, iy0 + (t + 1) / kw, ix0 + (t + 1) % kw, h, w, vzp) : Vector512<int>.Zero;
+                            var pr = a0 * Vector512.Create(wt[t]) + a1 * Vector512.Create(wt[t + 1]);
+                            acc += Vector512.Max(Vector512.Min(pr, hi), lo);
+                            asum += a0 + a1;
+                        }
+                        (acc + Vector512.Create(corr) - asum * Vector512.Create(wzp)).Store(ro + yy * ow + xx);
+                    }
+                    for (; xx < ow; xx++)
+                        ro[yy * ow + xx] = DepthwisePixel(xc, wt, taps, kh, kw, yy * sh - ph, xx * sw - pwd, h, w, azp, corr, wzp);
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> TapRow(byte* xc, int iy, int ix, int h, int w, Vector512<int> vzp) =>
+        (uint)iy < (uint)h ? Avx512F.ConvertToVector512Int32(Vector128.Load(xc + (long)iy * w + ix)) : vzp;
+
+    private static int DepthwisePixel(byte* xc, int* wt, int taps, int kh, int kw, int iy0, int ix0, int h, int w, int azp, int corr, int wzp)
+    {
+        int acc = 0, asum = 0;
+        for (int t = 0; t < taps; t += 2)
+        {
+            int iy = iy0 + t / kw, ix = ix0 + t % kw;
+            int a0 = (uint)iy < (uint)h && (uint)ix < (uint)w ? xc[iy * w + ix] : azp;
+            int a1 = 0;
+            if (t + 1 < taps)
+            {
+                iy = iy0 + (t + 1) / kw; ix = ix0 + (t + 1) % kw;
+                a1 = (uint)iy < (uint)h && (uint)ix < (uint)w ? xc[iy * w + ix] : azp;
+            }
+            acc += Sat16(a0 * wt[t] + a1 * wt[t + 1]);
+            asum += a0 + a1;
+        }
+        return unchecked(acc + corr - wzp * asum);
     }
 
     /// <summary>im2col (centered int16, panel-packed) + <see cref="PairGemm"/>, per group.</summary>
@@ -164,7 +247,59 @@ internal static unsafe class ConvKernels
                             while (x0 < ow && icx[x0] < 0) x0++;
                             while (x1 > x0 && icx[x1 - 1] < 0) x1--;
                         }
-                        for (int c = 0; c < icg; c++)
+                        int c0 = 0;
+                        if (!s.Transposed && icg % 2 == 0)
+                        {
+                            // channel pairs (c, c+1) of one tap form one K pair: write whole int32 pairs
+                            for (; c0 < icg; c0 += 2)
+                            {
+                                int kk = (ky * s.KernelW + kx) * icg + c0;
+                                int* vi = (int*)(v + (kk >> 1) * PairGemm.PanelShortsPerPair);
+                                byte* xa = xg + (long)c0 * h * w, xb = xa + (long)h * w;
+                                for (int yy = 0; yy < oh; yy++)
+                                {
+                                    int ih = s.InputRow(yy, ky, h);
+                                    if (ih < 0) continue;
+                                    int* po = op + yy * ow;
+                                    if (s.StrideW == 1)
+                                    {
+                                        byte* ra = xa + (long)ih * w + icx[x0], rb = xb + (long)ih * w + icx[x0];
+                                        int xx = x0;
+                                        if (Sse41.IsSupported)
+                                        {
+                                            var vz = Vector128.Create((short)azp);
+                                            for (; xx + 8 <= x1; xx += 8, ra += 8, rb += 8)
+                                            {
+                                                int o0 = po[xx];
+                                                if (po[xx + 7] - o0 != 14)
+                                                {
+                                                    // these 8 columns straddle two panels
+                                                    for (int t = 0; t < 8; t++) vi[po[xx + t] >> 1] = PairGemm.Pair(ra[t] - azp, rb[t] - azp);
+                                                    continue;
+                                                }
+                                                var va = Sse41.ConvertToVector128Int16(ra) - vz;
+                                                var vb = Sse41.ConvertToVector128Int16(rb) - vz;
+                                                short* d = v + (kk >> 1) * PairGemm.PanelShortsPerPair + o0;
+                                                Sse2.UnpackLow(va, vb).Store(d);
+                                                Sse2.UnpackHigh(va, vb).Store(d + 8);
+                                            }
+                                        }
+                                        for (; xx < x1; xx++, ra++, rb++)
+                                            vi[po[xx] >> 1] = PairGemm.Pair(*ra - azp, *rb - azp);
+                                    }
+                                    else
+                                    {
+                                        byte* ra = xa + (long)ih * w, rb = xb + (long)ih * w;
+                                        for (int xx = x0; xx < x1; xx++)
+                                        {
+                                            int iw = icx[xx];
+                                            vi[po[xx] >> 1] = PairGemm.Pair(ra[iw] - azp, rb[iw] - azp);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        for (int c = c0; c < icg; c++)
                         {
                             int kk = (ky * s.KernelW + kx) * icg + c;
                             short* vk = v + (kk >> 1) * PairGemm.PanelShortsPerPair + (kk & 1);

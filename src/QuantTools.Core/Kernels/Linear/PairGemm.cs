@@ -52,7 +52,9 @@ internal static unsafe class PairGemm
                         bool first = kb == 0;
                         short* vb = vp + (long)kb * PanelShortsPerPair;
                         r = r0;
-                        for (; r + 6 <= r1; r += 6) Tile6Avx512(a2 + (long)r * k2 + kb, k2, vb, kn, c + (long)r * ldc + c0, ldc, valid, first);
+                        // a remainder of 2 rows is better served by two 4-row tiles than by 1-row tiles
+                        int sixEnd = (r1 - r0) % 6 == 2 && r1 - r0 >= 8 ? r1 - 8 : r1;
+                        for (; r + 6 <= sixEnd; r += 6) Tile6Avx512(a2 + (long)r * k2 + kb, k2, vb, kn, c + (long)r * ldc + c0, ldc, valid, first);
                         for (; r + 4 <= r1; r += 4) Tile4Avx512(a2 + (long)r * k2 + kb, k2, vb, kn, c + (long)r * ldc + c0, ldc, valid, first);
                         for (; r < r1; r++) Tile1Avx512(a2 + (long)r * k2 + kb, vb, kn, c + (long)r * ldc + c0, valid, first);
                     }

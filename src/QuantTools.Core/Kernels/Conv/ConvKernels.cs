@@ -201,10 +201,10 @@ internal static unsafe class ConvKernels
                     int* cg = rp + (long)g * ocg * p;
                     int panels = PairGemm.Panels(p);
                     long work = (long)ocg * k * p;
-                    if (work >= ParallelThreshold && panels > 1)
+                    if (work >= ParallelThreshold && panels > 1 && Parallelism.MaxThreads > 1)
                     {
                         short* cpp = cp;
-                        Parallel.For(0, panels, pi =>
+                        Parallel.For(0, panels, Parallelism.Options, pi =>
                             PairGemm.Run(path, ag, k2, cpp, p, cg, p, 0, ocg, pi, pi + 1));
                     }
                     else

@@ -68,11 +68,11 @@ internal static unsafe class LinearKernels
                 int panels = PairGemm.Panels(n);
                 long work = (long)m * k * n;
                 int* app = ap; short* vpp = vp; int* cpp = cp;
-                if (work >= PackedLinearWeight.ParallelThreshold)
+                if (work >= PackedLinearWeight.ParallelThreshold && Parallelism.MaxThreads > 1)
                 {
                     // split rows (in blocks of 4) x panels over cores; each task writes its own block of C
                     int rowBlocks = (m + 31) / 32;
-                    Parallel.For(0, rowBlocks * panels, t =>
+                    Parallel.For(0, rowBlocks * panels, Parallelism.Options, t =>
                     {
                         int rb = t / panels, pi = t % panels;
                         PairGemm.Run(path, app, k2, vpp, n, cpp, n, rb * 32, Math.Min(m, rb * 32 + 32), pi, pi + 1);

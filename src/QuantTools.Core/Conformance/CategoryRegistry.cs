@@ -8,8 +8,7 @@ public static class CategoryRegistry
         yield return new ObserverCases();
         yield return new QuantizeCases();
         yield return new OpsCases();
-        yield return new NotYetRunnableCategory("models", p => GoldenPaths.Dir(p) is "models" or "engines",
-            "whole-model execution is not implemented yet (Invoke-QuantModel)");
+        yield return new ModelCases();
         yield return new NotYetRunnableCategory("onnx", p => GoldenPaths.Dir(p) == "onnx",
             "ONNX models are not supported yet");
     }

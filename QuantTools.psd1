@@ -18,6 +18,7 @@
         'Test-QuantConformance'
         'Import-QuantModel'
         'Test-QuantModel'
+        'Invoke-QuantModel'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

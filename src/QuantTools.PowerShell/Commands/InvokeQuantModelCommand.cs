@@ -1,0 +1,132 @@
+using System.Management.Automation;
+using QuantTools.Core;
+using QuantTools.Core.Formats;
+using QuantTools.Core.Kernels;
+using QuantTools.Core.Models;
+using QuantTools.Core.Models.Execution;
+using QuantTools.Core.Tensors;
+using QuantTools.PowerShell.Internal;
+
+namespace QuantTools.PowerShell.Commands;
+
+/// <summary>
+/// Runs a quantized TorchScript model with QuantTools' integer kernels, exactly as the chosen PyTorch engine does.
+/// Each piped tensor (or -InputObject, or each tensor of -InputPath files) is one batch.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Invoke, "QuantModel", DefaultParameterSetName = PathSet)]
+[OutputType(typeof(ModelResult))]
+public sealed class InvokeQuantModelCommand : QuantCmdlet
+{
+    private const string PathSet = "Path";
+    private const string ModelSet = "Model";
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
+    public string Path { get; set; } = "";
+
+    [Parameter(Mandatory = true, ParameterSetName = ModelSet)]
+    public QuantModel? Model { get; set; }
+
+    [Parameter(ValueFromPipeline = true, Position = 1)]
+    public object? InputObject { get; set; }
+
+    /// <summary>Tensor files (.npy, .npz, .safetensors): every tensor in them is one batch.</summary>
+    [Parameter]
+    public string[]? InputPath { get; set; }
+
+    [Parameter]
+    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", IgnoreCase = true)]
+    public string Engine { get; set; } = "x86";
+
+    /// <summary>Keep every layer's quantized output with its qparams.</summary>
+    [Parameter]
+    public SwitchParameter CaptureLayers { get; set; }
+
+    /// <summary>Write the output and captured layers: a .safetensors file, or a folder of .npy files named by layer.</summary>
+    [Parameter]
+    public string? OutputPath { get; set; }
+
+    /// <summary>Threads the kernels may use (default: all cores).</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int ThrottleLimit { get; set; } = Environment.ProcessorCount;
+
+    private ModelExecutor? _executor;
+    private int _batch;
+    private int _previousThreads;
+
+    protected override void BeginProcessing()
+    {
+        var file = ParameterSetName == ModelSet ? Model!.Source : GetUnresolvedProviderPathFromPSPath(Path);
+        var engine = QEngineInfo.Parse(Engine);
+        _previousThreads = Parallelism.MaxThreads;
+        Parallelism.MaxThreads = ThrottleLimit;
+        _executor = OrThrow(file, () => ModelExecutor.Load(file, engine));
+        if (InputPath is not null)
+            foreach (var p in InputPath)
+            {
+                var resolved = GetUnresolvedProviderPathFromPSPath(p);
+                TryItem(resolved, () =>
+                {
+                    foreach (var (name, t) in TensorFile.ReadAll(resolved)) RunOne(t, name);
+                });
+            }
+    }
+
+    protected override void ProcessRecord()
+    {
+        if (InputObject is null) return;
+        TryItem(InputObject, () => RunOne(TensorArgument.ToTensor(InputObject), TensorArgument.NameOf(InputObject)));
+    }
+
+    private void RunOne(Tensor input, string? name)
+    {
+        Cancel.ThrowIfCancellationRequested();
+        _batch++;
+        WriteProgress(new ProgressRecord(2, "Invoke-QuantModel", $"batch {_batch}{(name is null ? "" : $" ({name})")}"));
+        var result = _executor!.Run(input, CaptureLayers || OutputPath is not null, Cancel);
+        if (OutputPath is not null) Save(result, _batch);
+        var ps = PSObject.AsPSObject(result);
+        ps.Properties.Add(new PSNoteProperty("Batch", _batch));
+        if (name is not null) ps.Properties.Add(new PSNoteProperty("InputName", name));
+        ps.Properties.Add(new PSNoteProperty("Engine", _executor.Engine.TorchName()));
+        WriteObject(ps);
+    }
+
+    private void Save(ModelResult result, int batch)
+    {
+        var target = GetUnresolvedProviderPathFromPSPath(OutputPath!);
+        var tensors = new List<(string, Tensor)> { ("output", result.Output) };
+        var metadata = new Dictionary<string, string>();
+        var named = new List<(string, Tensor)>();
+        foreach (var l in result.Layers)
+            if (target.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+                named.AddRange(QTensorCodec.Encode(l.Name, l.Value, metadata));
+            else
+                named.Add((l.Name, l.Value.IntRepr));
+        tensors.AddRange(named);
+        if (target.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            if (batch > 1) target = System.IO.Path.ChangeExtension(target, null) + $".{batch}.safetensors";
+            SafeTensorsFile.Write(target, tensors, metadata.Count > 0 ? metadata : null);
+        }
+        else
+        {
+            var dir = batch > 1 ? System.IO.Path.Combine(target, $"batch{batch}") : target;
+            Directory.CreateDirectory(dir);
+            foreach (var (n, t) in tensors)
+                NpyFormat.Write(System.IO.Path.Combine(dir, n + ".npy"), t);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        Parallelism.MaxThreads = _previousThreads;
+        WriteProgress(new ProgressRecord(2, "Invoke-QuantModel", "done") { RecordType = ProgressRecordType.Completed });
+    }
+
+    protected override void StopProcessing()
+    {
+        base.StopProcessing();
+        Parallelism.MaxThreads = _previousThreads;
+    }
+}

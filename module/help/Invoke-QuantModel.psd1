@@ -10,6 +10,7 @@ An op or construct the graph builder does not support is an error that names it 
     Parameters  = @{
         Path          = 'The TorchScript file (torch.jit.save of a scripted or traced quantized model).'
         Model         = 'A model from Import-QuantModel (its source file is run).'
+        Architecture  = 'For an eager state_dict (.pt, zip or legacy): a YAML file that lists the modules in forward order, what each does, its hyperparameters and, for residual adds and cats, its inputs. A state_dict holds only weights and qparams. Examples for the golden models: examples/architectures/seed_convnet.yaml and relu6_eager.yaml.'
         InputObject   = 'An input batch: a float tensor (e.g. from Import-QuantTensor), or numbers.'
         InputPath     = 'Tensor files (.npy, .npz, .safetensors); every tensor in them is one batch.'
         Engine        = 'The engine whose arithmetic to reproduce: x86 (default), fbgemm, qnnpack, onednn or fbgemm-avx2.'
@@ -24,6 +25,11 @@ An op or construct the graph builder does not support is an error that names it 
             Title   = 'Run the forum thread''s network on its golden input'
             Code    = '$m = ''./tests/fixtures/golden/pytorch-2.11/core/models''; Import-QuantTensor "$m/seed_convnet.safetensors" -Name input | Invoke-QuantModel "$m/seed_convnet.torchscript.pt" -CaptureLayers'
             Remarks = 'The output and every layer equal PyTorch 2.11''s bit for bit under the x86 engine.'
+        }
+        @{
+            Title   = 'Run an eager state_dict with its architecture file'
+            Code    = '$m = ''./tests/fixtures/golden/pytorch-2.11/core/models''; Import-QuantTensor "$m/relu6_eager.safetensors" -Name input | Invoke-QuantModel "$m/relu6_eager.state_dict.pt" -Architecture ./examples/architectures/relu6_eager.yaml'
+            Remarks = 'The same output as the TorchScript file gives, bit for bit.'
         }
         @{
             Title   = 'Dump every layer for a comparison with another runtime'

@@ -29,6 +29,10 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet
     [Parameter(ValueFromPipeline = true, Position = 1)]
     public object? InputObject { get; set; }
 
+    /// <summary>For an eager state_dict: a YAML file listing the modules in forward order (see examples/architectures).</summary>
+    [Parameter]
+    public string? Architecture { get; set; }
+
     /// <summary>Tensor files (.npy, .npz, .safetensors): every tensor in them is one batch.</summary>
     [Parameter]
     public string[]? InputPath { get; set; }
@@ -60,7 +64,10 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet
         var engine = QEngineInfo.Parse(Engine);
         _previousThreads = Parallelism.MaxThreads;
         Parallelism.MaxThreads = ThrottleLimit;
-        _executor = OrThrow(file, () => ModelExecutor.Load(file, engine));
+        var arch = Architecture is null ? null : GetUnresolvedProviderPathFromPSPath(Architecture);
+        _executor = OrThrow(file, () => arch is null
+            ? ModelExecutor.Load(file, engine)
+            : new ModelExecutor(Core.Models.Graph.ArchitectureFrontEnd.Build(file, arch), engine));
         if (InputPath is not null)
             foreach (var p in InputPath)
             {

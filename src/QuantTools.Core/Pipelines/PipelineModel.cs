@@ -120,7 +120,7 @@ public sealed class PipelineJobResult
 {
     public required string Job { get; init; }
     public string Name { get; init; } = "";
-    public int Index { get; init; }
+    public int Index { get; set; }
     public string? Pipeline { get; init; }
     public string? Model { get; init; }
     public IReadOnlyList<string> Engines { get; init; } = [];

@@ -46,7 +46,8 @@ public sealed class PipelineRunner
     {
         Directory.CreateDirectory(Path.Combine(OutputPath, "jobs"));
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        using var events = new BlockingCollection<PipelineEvent>();
+        // not disposed: a worker that outlives a cancelled enumeration may still add to it
+        var events = new BlockingCollection<PipelineEvent>();
         int next = -1;
         void Worker()
         {
@@ -91,6 +92,7 @@ public sealed class PipelineRunner
                 if (previous.InputHash == hash && previous.Job == job.Id)
                 {
                     previous.Resumed = true;
+                    previous.Index = job.Index; // the job's place in the file may have moved
                     Trace("resumed", job);
                     return previous;
                 }

@@ -19,6 +19,8 @@
         'Import-QuantModel'
         'Test-QuantModel'
         'Invoke-QuantModel'
+        'Invoke-QuantPipeline'
+        'Merge-QuantReport'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

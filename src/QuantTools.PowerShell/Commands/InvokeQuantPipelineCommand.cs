@@ -1,0 +1,140 @@
+using System.Management.Automation;
+using QuantTools.Core;
+using QuantTools.Core.Kernels;
+using QuantTools.Core.Pipelines;
+using QuantTools.PowerShell.Internal;
+
+namespace QuantTools.PowerShell.Commands;
+
+/// <summary>
+/// Runs a YAML pipeline of jobs (qparams, lint, calibrate, quantize, run, assert over many checkpoints) in parallel,
+/// writing each job's result as it finishes and the reports (JSON, CSV, JUnit, Markdown) at the end.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Invoke, "QuantPipeline")]
+[OutputType(typeof(PipelineJobResult), typeof(PipelineJob))]
+public sealed class InvokeQuantPipelineCommand : QuantCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    public string Path { get; set; } = "";
+
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int ThrottleLimit { get; set; } = Environment.ProcessorCount;
+
+    [Parameter]
+    [ValidatePattern(@"^\d+/\d+$")]
+    public string? Shard { get; set; }
+
+    [Parameter]
+    public SwitchParameter Resume { get; set; }
+
+    [Parameter]
+    public string? OutputPath { get; set; }
+
+    [Parameter]
+    public SwitchParameter Validate { get; set; }
+
+    [Parameter]
+    public SwitchParameter FailOnRegression { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var file = GetUnresolvedProviderPathFromPSPath(Path);
+        if (!File.Exists(file))
+            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"'{file}' does not exist", file),
+                "QuantTools.PathNotFound", ErrorCategory.ObjectNotFound, Path));
+        var (definition, errors) = OrThrow(file, () => PipelineParser.TryLoad(file));
+        if (errors.Count > 0)
+            ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, PipelineParser.Describe(errors)),
+                "QuantTools.PipelineInvalid", ErrorCategory.InvalidData, file));
+        IReadOnlyList<PipelineJob> jobs = definition!.Jobs;
+        if (Shard is not null)
+        {
+            var (i, n) = OrThrow(Shard, () => PipelineShard.Parse(Shard));
+            jobs = PipelineShard.Select(jobs, i, n);
+        }
+        if (Validate)
+        {
+            WriteVerbose($"{file}: valid, {definition.Jobs.Count} job(s){(Shard is null ? "" : $", {jobs.Count} in shard {Shard}")}");
+            foreach (var j in jobs) WriteObject(j);
+            return;
+        }
+
+        var output = GetUnresolvedProviderPathFromPSPath(OutputPath ?? "pipeline-results");
+        var runner = new PipelineRunner(jobs, output) { ThrottleLimit = ThrottleLimit, Resume = Resume };
+        int previousThreads = Parallelism.MaxThreads;
+        // jobs run side by side; each job's kernels share the cores
+        Parallelism.MaxThreads = Math.Max(1, Environment.ProcessorCount / Math.Min(ThrottleLimit, Math.Max(1, jobs.Count)));
+        int running = 0, done = 0, failed = 0;
+        bool stopped = false;
+        var progress = new ProgressRecord(3, "Invoke-QuantPipeline", "starting");
+        try
+        {
+            foreach (var e in runner.Run(Cancel))
+            {
+                if (e is PipelineJobStarted) running++;
+                else if (e is PipelineJobFinished f)
+                {
+                    running--;
+                    done++;
+                    if (f.Result.Status != PipelineStatus.Passed) failed++;
+                    WriteObject(f.Result);
+                }
+                progress.StatusDescription = $"{done}/{jobs.Count} done, {running} running, {failed} failed";
+                progress.CurrentOperation = e is PipelineJobStarted ? $"started {e.Job.Id}" : $"finished {e.Job.Id}";
+                progress.PercentComplete = jobs.Count == 0 ? 100 : (int)(100L * done / jobs.Count);
+                WriteProgress(progress);
+            }
+        }
+        catch (OperationCanceledException) when (Cancel.IsCancellationRequested)
+        {
+            stopped = true;
+        }
+        catch (QuantToolsException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex, file));
+        }
+        finally
+        {
+            Parallelism.MaxThreads = previousThreads;
+            // the reports cover every job finished so far, also after Ctrl+C
+            var results = runner.Results.Values.ToList();
+            if (results.Count > 0 || !stopped)
+            {
+                var summary = PipelineReports.Write(output, results);
+                if (!stopped) WriteVerbose($"{summary} (reports in {output})");
+            }
+            if (!stopped)
+                WriteProgress(new ProgressRecord(3, "Invoke-QuantPipeline", "done") { RecordType = ProgressRecordType.Completed });
+        }
+        if (stopped) return;
+
+        if (FailOnRegressionEffective())
+        {
+            var bad = runner.Results.Values.Where(r => r.Status is PipelineStatus.Failed or PipelineStatus.Error)
+                .OrderBy(r => r.Index).ToList();
+            if (bad.Count > 0)
+                ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, RegressionMessage(bad, output)),
+                    "QuantTools.PipelineRegression", ErrorCategory.InvalidResult, file));
+        }
+    }
+
+    internal static string RegressionMessage(IReadOnlyList<PipelineJobResult> bad, string output)
+    {
+        var lines = bad.SelectMany(r => r.Failures.Count > 0 ? r.Failures.Select(f => "  " + f) : [$"  {r.Job}: {r.Status}"]).Take(50).ToList();
+        return $"{bad.Count} job(s) failed (reports in {output}):{Environment.NewLine}{string.Join(Environment.NewLine, lines)}";
+    }
+
+    private bool FailOnRegressionEffective()
+    {
+        if (MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression))) return FailOnRegression;
+        return IsCi();
+    }
+
+    internal static bool IsCi()
+    {
+        var ci = Environment.GetEnvironmentVariable("CI");
+        return !string.IsNullOrEmpty(ci) && !string.Equals(ci, "false", StringComparison.OrdinalIgnoreCase) && ci != "0";
+    }
+}

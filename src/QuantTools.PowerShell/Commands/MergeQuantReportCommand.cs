@@ -1,0 +1,58 @@
+using System.Management.Automation;
+using QuantTools.Core;
+using QuantTools.Core.Pipelines;
+using QuantTools.PowerShell.Internal;
+
+namespace QuantTools.PowerShell.Commands;
+
+/// <summary>
+/// Joins the output folders of Invoke-QuantPipeline shards (-Shard i/n) into one folder with the same reports a single
+/// run of every job writes.
+/// </summary>
+[Cmdlet(VerbsData.Merge, "QuantReport")]
+[OutputType(typeof(PipelineSummary), typeof(PipelineJobResult))]
+public sealed class MergeQuantReportCommand : QuantCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    [SupportsWildcards]
+    public string[] Path { get; set; } = [];
+
+    [Parameter(Mandatory = true, Position = 1)]
+    public string OutputPath { get; set; } = "";
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    [Parameter]
+    public SwitchParameter FailOnRegression { get; set; }
+
+    private readonly List<string> _dirs = new();
+
+    protected override void ProcessRecord()
+    {
+        foreach (var p in ResolvePaths(Path, literal: false))
+        {
+            if (!Directory.Exists(p))
+            {
+                WriteError(new ErrorRecord(new DirectoryNotFoundException($"'{p}' is not a folder"), "QuantTools.PathNotFound", ErrorCategory.ObjectNotFound, p));
+                continue;
+            }
+            _dirs.Add(p);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_dirs.Count == 0) return;
+        var output = GetUnresolvedProviderPathFromPSPath(OutputPath);
+        var (summary, results) = OrThrow(output, () => PipelineReports.Merge(_dirs, output));
+        if (PassThru) foreach (var r in results) WriteObject(r);
+        else WriteObject(summary);
+        bool fail = MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression)) ? FailOnRegression : InvokeQuantPipelineCommand.IsCi();
+        var bad = results.Where(r => r.Status is PipelineStatus.Failed or PipelineStatus.Error).ToList();
+        if (fail && bad.Count > 0)
+            ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, InvokeQuantPipelineCommand.RegressionMessage(bad, output)),
+                "QuantTools.PipelineRegression", ErrorCategory.InvalidResult, output));
+    }
+}

@@ -18,8 +18,9 @@
         'Test-QuantConformance'
         'Import-QuantModel'
         'Test-QuantModel'
+        'Compare-QuantOutput'
     )
-    FunctionsToExport    = @()
+    FunctionsToExport    = @('Register-QuantShouldOperator')
     AliasesToExport      = @()
     VariablesToExport    = @()
     PrivateData          = @{

@@ -104,7 +104,7 @@ public static class QuantComparer
         var y = CompareOperand.From(difference, layer);
         if (!x.Shape.SequenceEqual(y.Shape) && !TensorMetrics.Squeeze(x.Shape).SequenceEqual(TensorMetrics.Squeeze(y.Shape)))
             throw new QuantToolsException(ErrorCode.ShapeMismatch,
-                $"reference shape {TensorMetrics.Format(x.Shape)} and difference shape {TensorMetrics.Format(y.Shape)} ('{difLayer}') differ",
+                $"reference shape {TensorMetrics.Format(x.Shape)} and difference shape {TensorMetrics.Format(y.Shape)}{(difLayer == layer ? "" : $" ('{difLayer}')")} differ",
                 layer);
         var shape = x.Shape;
 
@@ -194,7 +194,7 @@ public static class QuantComparer
             if (o.MaxLsb is { } lim && ml > lim) passed = false;
             if (noThreshold && ml > 0) passed = false;
         }
-        else if (noThreshold && !double.IsPositiveInfinity(sqnr)) passed = false;
+        else if (o.MinSqnr is null && !double.IsPositiveInfinity(sqnr)) passed = false; // no integers, no SQNR threshold: exact
         if (double.IsNaN(sqnr) && xv.Length > 0) passed = false;
 
         BadElement? bad = null;

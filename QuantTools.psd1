@@ -21,8 +21,9 @@
         'Invoke-QuantModel'
         'Invoke-QuantPipeline'
         'Merge-QuantReport'
+        'Compare-QuantOutput'
     )
-    FunctionsToExport    = @()
+    FunctionsToExport    = @('Register-QuantShouldOperator')
     AliasesToExport      = @()
     VariablesToExport    = @()
     PrivateData          = @{

@@ -5,4 +5,5 @@ if (-not (Test-Path -LiteralPath $binary)) {
     throw "QuantTools is not built yet: '$binary' is missing. Run 'dotnet pwsh ./build.ps1' in the repository first."
 }
 Import-Module -Name $binary -ErrorAction Stop
+. (Join-Path $PSScriptRoot 'QuantTools.Assertions.ps1')
 Export-ModuleMember -Cmdlet * -Function * -Alias *

@@ -221,6 +221,56 @@ __attribute__((noinline)) static void pack_panel(const qt_conv_args *ca, const u
     /* 4x4 dword transpose across 128-bit lanes, then a per-lane byte transpose */
     const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     const __m512i shuf = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    if (ca->sw == 1 && icg % 4 == 0) {
+        /* fast path: the 4 K values of a quad are 4 channels of one tap, so a chunk of a tap shares rows and masks */
+        const int cq = icg / 4;
+        const __m512i vazp = _mm512_set1_epi8((char)ca->azp);
+        for (int ch = 0; ch < nch; ch++) {
+            int oy = cy[ch], ox = cx[ch], len = cl[ch];
+            __mmask16 sm = lanes(len);
+            for (int tap = 0; tap < ca->kh * ca->kw; tap++) {
+                int ky = tap / ca->kw, kx = tap % ca->kw;
+                uint8_t *d = panel + (int64_t)tap * cq * (NR * 4) + (int64_t)co[ch] * 4;
+                int ih = oy * ca->sh - ca->ph + ky * ca->dh;
+                if ((unsigned)ih >= (unsigned)ca->h) {
+                    for (int c = 0; c < cq; c++, d += NR * 4) _mm512_mask_storeu_epi32(d, sm, vazp);
+                    continue;
+                }
+                int off = kx * ca->dw - ca->pw;
+                int lo = -off - ox, hi = ca->w - off - ox;
+                if (lo < 0) lo = 0;
+                if (hi > len) hi = len;
+                if (hi <= lo) {
+                    for (int c = 0; c < cq; c++, d += NR * 4) _mm512_mask_storeu_epi32(d, sm, vazp);
+                    continue;
+                }
+                uint64_t m16 = (uint64_t)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                __mmask64 mk = (__mmask64)(m16 | m16 << 16 | m16 << 32 | m16 << 48);
+                const uint8_t *src = xg + (int64_t)ih * ca->w + ox + off;
+                if (mk == ~(__mmask64)0) {
+                    for (int c = 0; c < cq; c++, d += NR * 4, src += 4 * (int64_t)hw) {
+                        __m512i r = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)src));
+                        r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(src + hw)), 1);
+                        r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(src + 2 * (int64_t)hw)), 2);
+                        r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(src + 3 * (int64_t)hw)), 3);
+                        r = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm, r), shuf);
+                        _mm512_storeu_si512(d, r);
+                    }
+                } else {
+                    for (int c = 0; c < cq; c++, d += NR * 4, src += 4 * (int64_t)hw) {
+                        uintptr_t s0 = (uintptr_t)src;
+                        __m512i r = _mm512_mask_loadu_epi8(vazp, mk & 0xFFFF, (const void *)s0);
+                        r = _mm512_mask_loadu_epi8(r, mk & 0xFFFF0000ULL, (const void *)(s0 + hw - 16));
+                        r = _mm512_mask_loadu_epi8(r, mk & 0xFFFF00000000ULL, (const void *)(s0 + 2 * (uintptr_t)hw - 32));
+                        r = _mm512_mask_loadu_epi8(r, mk & 0xFFFF000000000000ULL, (const void *)(s0 + 3 * (uintptr_t)hw - 48));
+                        r = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm, r), shuf);
+                        _mm512_mask_storeu_epi32(d, sm, r);
+                    }
+                }
+            }
+        }
+        return;
+    }
     for (int q = 0; q < ca->kq; q++) {
         const uint8_t *plane[4];
         int ky[4], kx[4], live[4];

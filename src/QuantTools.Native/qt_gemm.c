@@ -221,6 +221,44 @@ __attribute__((noinline)) static void pack_panel(const qt_conv_args *ca, const u
     /* 4x4 dword transpose across 128-bit lanes, then a per-lane byte transpose */
     const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     const __m512i shuf = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    if (ca->sw == 2 && icg % 4 == 0) {
+        /* stride 2: each channel's 16 columns are the even bytes of 32 input bytes; two channels per zmm, vpmovwb keeps
+         * the low byte of every word. Only the even bytes of valid columns are loaded (borders keep azp). */
+        const int cq = icg / 4;
+        const __m512i vazp = _mm512_set1_epi8((char)ca->azp);
+        for (int ch = 0; ch < nch; ch++) {
+            int oy = cy[ch], ox = cx[ch], len = cl[ch];
+            __mmask16 sm = lanes(len);
+            for (int tap = 0; tap < ca->kh * ca->kw; tap++) {
+                int ky = tap / ca->kw, kx = tap % ca->kw;
+                uint8_t *d = panel + (int64_t)tap * cq * (NR * 4) + (int64_t)co[ch] * 4;
+                int ih = oy * ca->sh - ca->ph + ky * ca->dh;
+                int off = kx * ca->dw - ca->pw;           /* iw = 2 * (ox + j) + off */
+                int base = 2 * ox + off;
+                /* lanes j with 0 <= base + 2j < w */
+                int lo = base >= 0 ? 0 : (-base + 1) / 2, hi = base >= ca->w ? 0 : (ca->w - base + 1) / 2;
+                if (hi > len) hi = len;
+                if ((unsigned)ih >= (unsigned)ca->h || hi <= lo) {
+                    for (int c = 0; c < cq; c++, d += NR * 4) _mm512_mask_storeu_epi32(d, sm, vazp);
+                    continue;
+                }
+                uint64_t even = 0x5555555555555555ULL;
+                uint64_t m32 = even & (hi >= 32 ? ~0ULL : ((1ULL << (2 * hi)) - 1)) & ~((1ULL << (2 * lo)) - 1);
+                __mmask64 mk = (__mmask64)(m32 | m32 << 32);
+                uintptr_t src = (uintptr_t)(xg + (int64_t)ih * ca->w) + (uintptr_t)(intptr_t)base;
+                for (int c = 0; c < cq; c++, d += NR * 4, src += 4 * (uintptr_t)hw) {
+                    __m512i r01 = _mm512_mask_loadu_epi8(vazp, mk & 0xFFFFFFFFULL, (const void *)src);
+                    r01 = _mm512_mask_loadu_epi8(r01, mk & 0xFFFFFFFF00000000ULL, (const void *)(src + hw - 32));
+                    __m512i r23 = _mm512_mask_loadu_epi8(vazp, mk & 0xFFFFFFFFULL, (const void *)(src + 2 * (uintptr_t)hw));
+                    r23 = _mm512_mask_loadu_epi8(r23, mk & 0xFFFFFFFF00000000ULL, (const void *)(src + 3 * (uintptr_t)hw - 32));
+                    __m512i r = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi16_epi8(r01)), _mm512_cvtepi16_epi8(r23), 1);
+                    r = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm, r), shuf);
+                    _mm512_mask_storeu_epi32(d, sm, r);
+                }
+            }
+        }
+        return;
+    }
     if (ca->sw == 1 && icg % 4 == 0) {
         /* fast path: the 4 K values of a quad are 4 channels of one tap, so a chunk of a tap shares rows and masks */
         const int cq = icg / 4;

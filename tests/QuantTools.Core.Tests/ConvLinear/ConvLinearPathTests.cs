@@ -154,6 +154,10 @@ public class ConvLinearPathTests
         yield return [24, 36, 3, 3, 1, 1, 1, 3, 6, 100];
         yield return [8, 8, 3, 3, 1, 0, 1, 1, 20, 18];
         yield return [32, 7, 1, 9, 1, 4, 1, 1, 1, 300];   // conv1d-like, long row
+        yield return [16, 20, 3, 3, 2, 1, 1, 1, 15, 41];   // stride 2 (native packer's vpmovwb path)
+        yield return [32, 16, 1, 1, 2, 0, 1, 1, 14, 40];   // 1x1 stride 2 downsample
+        yield return [8, 9, 5, 3, 2, 2, 2, 1, 17, 66];     // stride 2, dilation 2, odd width
+        yield return [12, 6, 3, 3, 3, 1, 1, 3, 16, 50];    // stride 3 (generic packer)
     }
 
     [Theory]

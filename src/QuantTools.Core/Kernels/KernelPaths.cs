@@ -15,6 +15,8 @@ public enum KernelPath
     Avx2 = 16,
     Avx512 = 32,
     AvxVnni = 64,
+    /// <summary>The native AVX512-VNNI (VPDPBUSD) library, libqt_gemm.so (see <see cref="Native.NativeVnni"/>).</summary>
+    NativeVnni = 128,
 }
 
 /// <summary>
@@ -36,6 +38,7 @@ public static class KernelPaths
         if (Avx2.IsSupported && Fma.IsSupported) p |= KernelPath.Avx2;
         if (Avx512F.IsSupported && Avx512BW.IsSupported) p |= KernelPath.Avx512;
         if (AvxVnni.IsSupported) p |= KernelPath.AvxVnni;
+        if (Native.NativeVnni.Available) p |= KernelPath.NativeVnni;
         return p;
     }
 
@@ -54,7 +57,7 @@ public static class KernelPaths
 
     /// <summary>
     /// The path to run among <paramref name="implemented"/>: the forced one when forced (Scalar if the kernel does not
-    /// implement it), else the widest supported one, preferring Avx512 &gt; Vector512 &gt; AvxVnni &gt; Avx2 &gt; Vector256 &gt; Vector128.
+    /// implement it), else the widest supported one, preferring NativeVnni &gt; Avx512 &gt; Vector512 &gt; AvxVnni &gt; Avx2 &gt; Vector256 &gt; Vector128.
     /// </summary>
     public static KernelPath Choose(KernelPath implemented)
     {
@@ -66,7 +69,17 @@ public static class KernelPaths
     }
 
     private static readonly KernelPath[] Preference =
-        [KernelPath.Avx512, KernelPath.Vector512, KernelPath.AvxVnni, KernelPath.Avx2, KernelPath.Vector256, KernelPath.Vector128];
+        [KernelPath.NativeVnni, KernelPath.Avx512, KernelPath.Vector512, KernelPath.AvxVnni, KernelPath.Avx2, KernelPath.Vector256, KernelPath.Vector128];
+
+    /// <summary>The widest supported path among <paramref name="implemented"/>, ignoring any forced path (a kernel's fallback
+    /// when the forced path does not apply to one call).</summary>
+    public static KernelPath Widest(KernelPath implemented)
+    {
+        var usable = implemented & Supported;
+        foreach (var p in Preference)
+            if ((usable & p) != 0) return p;
+        return KernelPath.Scalar;
+    }
 
     /// <summary>Every path this CPU can run, Scalar first (what path-forcing tests iterate over).</summary>
     public static IEnumerable<KernelPath> AllSupported() =>

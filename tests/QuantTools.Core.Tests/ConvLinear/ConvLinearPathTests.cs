@@ -142,6 +142,61 @@ public class ConvLinearPathTests
             }
     }
 
+    public static IEnumerable<object[]> WideConvConfigs()
+    {
+        // cin, cout, kh, kw, stride, pad, dil, groups, h, w: rows longer than the 16-pixel chunks and 64-pixel panels,
+        // channel counts that are / are not multiples of 4 (the native packer's fast path), 6-row tile remainders
+        yield return [64, 13, 3, 3, 1, 1, 1, 1, 9, 70];
+        yield return [20, 17, 3, 3, 1, 1, 1, 1, 11, 37];
+        yield return [64, 70, 1, 1, 1, 0, 1, 1, 9, 33];
+        yield return [16, 12, 3, 3, 1, 2, 2, 1, 13, 40];
+        yield return [12, 24, 3, 5, 2, 2, 1, 2, 19, 50];
+        yield return [24, 36, 3, 3, 1, 1, 1, 3, 6, 100];
+        yield return [8, 8, 3, 3, 1, 0, 1, 1, 20, 18];
+        yield return [32, 7, 1, 9, 1, 4, 1, 1, 1, 300];   // conv1d-like, long row
+        yield return [16, 20, 3, 3, 2, 1, 1, 1, 15, 41];   // stride 2 (native packer's vpmovwb path)
+        yield return [32, 16, 1, 1, 2, 0, 1, 1, 14, 40];   // 1x1 stride 2 downsample
+        yield return [8, 9, 5, 3, 2, 2, 2, 1, 17, 66];     // stride 2, dilation 2, odd width
+        yield return [12, 6, 3, 3, 3, 1, 1, 3, 16, 50];    // stride 3 (generic packer)
+    }
+
+    [Theory]
+    [MemberData(nameof(WideConvConfigs))]
+    public void WideConvEveryPath(int cin, int cout, int kh, int kw, int stride, int pad, int dil, int groups, int h, int w)
+    {
+        var rng = new Random(cin * 7919 + cout * 31 + w);
+        int count = 0;
+        foreach (var engine in new[] { QEngine.Fbgemm, QEngine.Qnnpack, QEngine.X86, QEngine.Onednn })
+            foreach (int mode in new[] { 0, 3 })
+            {
+                int azp = new[] { 0, 255, 37 }[count % 3];
+                int wzp = engine == QEngine.Onednn ? 0 : new[] { 5, 0, -128, 127 }[count % 4];
+                bool pc = count % 2 == 0;
+                var x = Activations(rng, [2, cin, h, w], 0.03, azp, mode);
+                var wt = Weights(rng, [cout, cin / groups, kh, kw], pc, wzp, mode);
+                var pw = PackedConvWeight.Create(wt, count % 3 == 1 ? null : Bias(rng, cout), [stride], [pad], [dil], groups,
+                    false, [], engine);
+                var (oh, ow) = pw.Shape.OutputSize(h, w);
+                int[] e = new int[cout * oh * ow];
+                ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, e);
+                QTensor qe;
+                using (KernelPaths.Force(KernelPath.Scalar)) qe = pw.Run(x, 0.09, 77, count % 2 == 1);
+                foreach (var path in KernelPaths.AllSupported())
+                {
+                    if (path != KernelPath.Scalar && !pw.FbgemmDepthwise)
+                    {
+                        int[] a = new int[e.Length];
+                        ConvKernels.RawFast(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, a, path);
+                        Assert.True(e.AsSpan().SequenceEqual(a), $"{path} raw {engine} mode={mode}");
+                    }
+                    QTensor qa;
+                    using (KernelPaths.Force(path)) qa = pw.Run(x, 0.09, 77, count % 2 == 1);
+                    AssertSameQ(qe, qa, $"{path} {engine} mode={mode}");
+                }
+                count++;
+            }
+    }
+
     [Theory]
     [MemberData(nameof(Paths))]
     public void ConvPixelAndChannelRemainders(KernelPath path)

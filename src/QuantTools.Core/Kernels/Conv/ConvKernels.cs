@@ -17,9 +17,21 @@ internal static unsafe class ConvKernels
     /// <summary>Work (MACs) above which images / panels are spread over cores.</summary>
     public static long ParallelThreshold { get; set; } = 1 << 21;
 
+    /// <summary>Paths of the conv accumulators: the managed pair GEMM's and the native VNNI library.</summary>
+    public const KernelPath Implemented = PairGemm.Implemented | KernelPath.NativeVnni;
+
     public static void Run(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int n, int h, int w, int oh, int ow,
         OutputStage stage, Span<byte> y, KernelPath path)
     {
+        if (path == KernelPath.NativeVnni)
+        {
+            if (Native.NativeGemm.Applies(pw))
+            {
+                Native.NativeGemm.Conv(pw, x, azp, n, h, w, oh, ow, stage, y, default);
+                return;
+            }
+            path = KernelPaths.Widest(PairGemm.Implemented);
+        }
         var s = pw.Shape;
         int p = oh * ow, oc = s.OutChannels;
         bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
@@ -183,6 +195,15 @@ internal static unsafe class ConvKernels
     public static void RawFast(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw,
         KernelPath path)
     {
+        if (path == KernelPath.NativeVnni)
+        {
+            if (Native.NativeGemm.Applies(pw))
+            {
+                Native.NativeGemm.Conv(pw, x, azp, 1, h, w, oh, ow, null, default, raw);
+                return;
+            }
+            path = KernelPaths.Widest(PairGemm.Implemented);
+        }
         var s = pw.Shape;
         int icg = s.InPerGroup, ocg = s.OutPerGroup, k = s.K, k2 = pw.K2, p = oh * ow;
         int len = PairGemm.PackedLength(k2, p);

@@ -34,6 +34,18 @@ public sealed class PackedConvWeight
     internal readonly int[] A2;           // [OC][K2] pairs of (w - wzp)
     internal readonly int K2;
     internal readonly int[] WSum;         // Σ_k w[oc][k] (raw)
+    internal readonly bool AnyWeightZeroPoint;
+    private sbyte[]? _vnni;
+
+    /// <summary>Raw int8 weights [OC][K padded to a multiple of 4] for the native VNNI kernels (made on first use).</summary>
+    internal sbyte[] VnniPacked()
+    {
+        if (_vnni is { } done) return done;
+        int oc = Shape.OutChannels, k = Shape.K, k4 = (k + 3) / 4 * 4;
+        var p = new sbyte[(long)oc * k4];
+        for (int o = 0; o < oc; o++) W.AsSpan(o * k, k).CopyTo(p.AsSpan(o * k4, k));
+        return _vnni = p;
+    }
 
     private PackedConvWeight(ConvShape shape, QEngine engine, QBackend backend, int spatial, bool perChannel, sbyte[] w,
         int[] wzp, float[] wscale, float[]? bias)
@@ -56,6 +68,7 @@ public sealed class PackedConvWeight
                 A2[o * K2 + j] = PairGemm.Pair(lo, hi);
             }
         }
+        AnyWeightZeroPoint = wzp.Any(z => z != 0);
         FbgemmDepthwise = backend.IsFbgemm() && !shape.Transposed && spatial == 2 &&
             shape.InChannels == shape.Groups && (shape.OutChannels == shape.Groups || shape.OutChannels == 2 * shape.Groups) &&
             shape.Groups % 8 == 0 && shape.StrideH is 1 or 2 && shape.StrideW is 1 or 2 &&
@@ -171,7 +184,7 @@ public sealed class PackedConvWeight
         var stage = new OutputStage(Backend, x.QParams.Scale, WScale, Bias, outScale, outZeroPoint, relu, PerChannel);
         int[] outShape = SpatialDims == 2 ? [n, Shape.OutChannels, oh, ow] : [n, Shape.OutChannels, ow];
         var y = Tensor.Zeros(DType.UInt8, outShape);
-        var path = KernelPaths.Choose(PairGemm.Implemented);
+        var path = KernelPaths.Choose(ConvKernels.Implemented);
         ConvKernels.Run(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, n, h, wd, oh, ow, stage, y.AsSpan<byte>(), path);
         return new QTensor(y, QParams.PerTensor(outScale, outZeroPoint, DType.QUInt8));
     }

@@ -6,9 +6,17 @@ namespace QuantTools.Core.Kernels.Linear;
 /// <summary>Linear accumulators: scalar reference and the packed pair GEMM (identical int32 results).</summary>
 internal static unsafe class LinearKernels
 {
+    /// <summary>Paths of the linear accumulators: the managed pair GEMM's and the native VNNI library.</summary>
+    public const KernelPath Implemented = PairGemm.Implemented | KernelPath.NativeVnni;
+
     public static void Raw(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw, KernelPath path)
     {
         if (path == KernelPath.Scalar || pw.Backend == QBackend.FbgemmAvx2) RawReference(pw, x, azp, m, raw);
+        else if (path == KernelPath.NativeVnni)
+        {
+            if (Native.NativeGemm.Applies(pw)) Native.NativeGemm.Linear(pw, x, azp, m, null, default, raw);
+            else RawFast(pw, x, azp, m, raw, KernelPaths.Widest(PairGemm.Implemented));
+        }
         else RawFast(pw, x, azp, m, raw, path);
     }
 

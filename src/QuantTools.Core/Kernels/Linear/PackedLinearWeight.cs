@@ -26,6 +26,25 @@ public sealed class PackedLinearWeight
     internal readonly short[] V;      // panel-packed (w - wzp), K x N
     internal readonly int K2;
     internal readonly int[] WSum;
+    internal readonly bool AnyWeightZeroPoint;
+    private sbyte[]? _vnni;
+
+    /// <summary>
+    /// Raw int8 weights in the native VNNI layout (made on first use, then reused): panels of 64 output features, per
+    /// panel <c>[K/4][64][4]</c>, 4 consecutive K values of one feature per int32 lane, zero padded.
+    /// </summary>
+    internal sbyte[] VnniPacked()
+    {
+        if (_vnni is { } done) return done;
+        int k = InFeatures, n = OutFeatures, kq = (k + 3) / 4, panels = (n + 63) / 64;
+        var p = new sbyte[(long)panels * kq * 256];
+        for (int j = 0; j < n; j++)
+        {
+            int baseIdx = (j / 64) * kq * 256 + (j % 64) * 4;
+            for (int i = 0; i < k; i++) p[baseIdx + (i >> 2) * 256 + (i & 3)] = W[j * k + i];
+        }
+        return _vnni = p;
+    }
 
     /// <summary>Work (MACs) above which a call is spread over cores.</summary>
     public static long ParallelThreshold { get; set; } = 1 << 21;
@@ -47,6 +66,7 @@ public sealed class PackedLinearWeight
             }
             WSum[j] = s;
         }
+        AnyWeightZeroPoint = wzp.Any(z => z != 0);
     }
 
     /// <summary>Prepares a layer from a qint8 weight [out, in] (per-tensor, or per-channel on axis 0) and a float bias [out] or null.</summary>
@@ -103,11 +123,19 @@ public sealed class PackedLinearWeight
             throw new QuantToolsException(ErrorCode.InvalidQParams, "quantized linear needs a per-tensor quantized input");
         int m = Rows(x.Shape), n = OutFeatures;
         var stage = new OutputStage(Backend, x.QParams.Scale, WScale, Bias, outScale, outZeroPoint, relu, PerChannel);
+        var path = KernelPaths.Choose(LinearKernels.Implemented);
+        if (path == KernelPath.NativeVnni && Native.NativeGemm.Applies(this))
+        {
+            int[] yshape = [.. x.Shape[..^1], n];
+            var yn = Tensor.Zeros(DType.UInt8, yshape);
+            Native.NativeGemm.Linear(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, m, stage, yn.AsSpan<byte>(), default);
+            return new QTensor(yn, QParams.PerTensor(outScale, outZeroPoint, DType.QUInt8));
+        }
         int[] raw = ArrayPool<int>.Shared.Rent(m * n);
         try
         {
             var rs = raw.AsSpan(0, m * n);
-            LinearKernels.Raw(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, m, rs, KernelPaths.Choose(PairGemm.Implemented));
+            LinearKernels.Raw(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, m, rs, path);
             int[] shape = [.. x.Shape[..^1], n];
             var y = Tensor.Zeros(DType.UInt8, shape);
             var ys = y.AsSpan<byte>();
@@ -139,7 +167,7 @@ public sealed class PackedLinearWeight
             var xqs = xq.AsSpan(0, xf.Length);
             DynamicQParams.QuantizeInput(Backend, xf, xqs, scale, zp);
             var rs = raw.AsSpan(0, m * n);
-            LinearKernels.Raw(this, xqs, zp, m, rs, KernelPaths.Choose(PairGemm.Implemented));
+            LinearKernels.Raw(this, xqs, zp, m, rs, KernelPaths.Choose(LinearKernels.Implemented));
             int[] shape = [.. x.Shape[..^1], n];
             var y = Tensor.Zeros(DType.Float32, shape);
             var ys = y.AsSpan<float>();

@@ -93,6 +93,48 @@ public static class QOps
         return new QTensor(t, QParams.PerTensor(scale, zeroPoint, dtype));
     }
 
+    /// <summary>
+    /// A new 8-bit quantized tensor whose bytes are <b>not</b> cleared (<see cref="GC.AllocateUninitializedArray{T}"/>):
+    /// only for outputs that the caller overwrites completely.
+    /// </summary>
+    public static QTensor NewUninitialized(DType dtype, int[] shape, double scale, long zeroPoint, out Span<byte> bytes)
+    {
+        var signed = IsSigned(dtype);
+        int n = checked((int)Tensor.CheckedNumel(shape));
+        Tensor t;
+        if (signed)
+        {
+            var data = GC.AllocateUninitializedArray<sbyte>(n);
+            t = new Tensor(DType.Int8, shape, data);
+            bytes = MemoryMarshal.AsBytes(data.AsSpan());
+        }
+        else
+        {
+            var data = GC.AllocateUninitializedArray<byte>(n);
+            t = new Tensor(DType.UInt8, shape, data);
+            bytes = data;
+        }
+        return new QTensor(t, QParams.PerTensor(scale, zeroPoint, dtype));
+    }
+
+    /// <summary><see cref="NewUninitialized"/> with the qparams of <paramref name="x"/>.</summary>
+    public static QTensor NewLikeUninitialized(QTensor x, int[] shape, out Span<byte> bytes) =>
+        NewUninitialized(x.DType, shape, x.QParams.Scale, x.QParams.ZeroPoint, out bytes);
+
+    /// <summary>The writable bytes of an 8-bit quantized tensor (a caller-provided output).</summary>
+    public static Span<byte> MutableBytes(QTensor q)
+    {
+        IsSigned(q.DType);
+        return q.IntRepr.DType == DType.Int8 ? MemoryMarshal.AsBytes(q.IntRepr.AsSpan<sbyte>()) : q.IntRepr.AsSpan<byte>();
+    }
+
+    /// <summary>Checks that a caller-provided output span has exactly <paramref name="n"/> bytes.</summary>
+    public static void RequireOutput(Span<byte> output, long n, string op)
+    {
+        if (output.Length != n)
+            throw new QuantToolsException(ErrorCode.ShapeMismatch, $"{op}: the output holds {output.Length} bytes, {n} are needed");
+    }
+
     public static QTensor NewLike(QTensor x, int[] shape, out Span<byte> bytes) =>
         NewPerTensor(x.DType, shape, x.QParams.Scale, x.QParams.ZeroPoint, out bytes);
 

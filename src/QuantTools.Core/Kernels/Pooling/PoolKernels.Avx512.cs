@@ -19,6 +19,9 @@ public static partial class PoolKernels
     /// <summary>Planes per parallel work item is chosen so that each item reads at least this many bytes.</summary>
     private const int ParallelBytes = 1 << 17;
 
+    /// <summary>Bytes of row buffer per group of output rows (stays in L1).</summary>
+    private const int RowGroupBytes = 12 * 1024;
+
     private static bool Avx512PoolUsable => Avx512BW.IsSupported && Avx512Vbmi.IsSupported;
 
     private static readonly Vector512<byte> Iota = Vector512.Create(
@@ -72,8 +75,11 @@ public static partial class PoolKernels
         int q = Math.Min(64, (128 - kW) / sW + 1);           // outputs per slice: (q-1)*sW + kW <= 128
         int slices = (ow + q - 1) / q;
         int bufLen = ((Math.Max(pW + w, (slices - 1) * q * sW + 128) + 63) & ~63) + 64;
-        byte* buf = stackalloc byte[bufLen];
-        new Span<byte>(buf, bufLen).Fill(signed ? (byte)0x80 : (byte)0);
+        // Rows are reduced vertically a group at a time, then finished horizontally: the permutes then read buffer rows
+        // written well before (a load right after overlapping, misaligned stores would stall on store forwarding).
+        int group = Math.Clamp(RowGroupBytes / bufLen, 1, oh);
+        byte* buf = stackalloc byte[bufLen * group];
+        new Span<byte>(buf, bufLen * group).Fill(signed ? (byte)0x80 : (byte)0);
         Vector512<byte>* idx = stackalloc Vector512<byte>[kW];
         byte* tmp = stackalloc byte[64];
         for (int kx = 0; kx < kW; kx++)
@@ -83,38 +89,47 @@ public static partial class PoolKernels
         }
         var sliceMask = FirstBytes(q);
         var lastMask = FirstBytes(ow - (slices - 1) * q);
-        byte* row = buf + pW;
+        var tailMask = FirstBytes(w % 64);
         for (int p = from; p < to; p++)
         {
             byte* plane = src + (long)p * h * w;
             byte* outPlane = dst + (long)p * oh * ow;
-            for (int oy = 0; oy < oh; oy++)
+            for (int oy0 = 0; oy0 < oh; oy0 += group)
             {
-                int hs = oy * sH - pH, he = Math.Min(hs + kH, h);
-                hs = Math.Max(hs, 0);
-                byte* r0 = plane + (long)hs * w;
-                int x = 0;
-                for (; x + 64 <= w; x += 64)
+                int rowsInGroup = Math.Min(group, oh - oy0);
+                for (int gi = 0; gi < rowsInGroup; gi++)
                 {
-                    var m = Vector512.Load(r0 + x);
-                    for (int iy = 1; iy < he - hs; iy++) m = Max8(m, Vector512.Load(r0 + (long)iy * w + x), signed);
-                    m.Store(row + x);
+                    int oy = oy0 + gi;
+                    int hs = oy * sH - pH, he = Math.Min(hs + kH, h);
+                    hs = Math.Max(hs, 0);
+                    byte* r0 = plane + (long)hs * w;
+                    byte* row = buf + gi * bufLen + pW;
+                    int x = 0;
+                    for (; x + 64 <= w; x += 64)
+                    {
+                        var m = Vector512.Load(r0 + x);
+                        for (int iy = 1; iy < he - hs; iy++) m = Max8(m, Vector512.Load(r0 + (long)iy * w + x), signed);
+                        m.Store(row + x);
+                    }
+                    if (x < w)
+                    {
+                        var m = Avx512BW.MaskLoad(r0 + x, tailMask, Vector512<byte>.Zero);
+                        for (int iy = 1; iy < he - hs; iy++) m = Max8(m, Avx512BW.MaskLoad(r0 + (long)iy * w + x, tailMask, Vector512<byte>.Zero), signed);
+                        Avx512BW.MaskStore(row + x, tailMask, m);
+                    }
                 }
-                if (x < w)
+                for (int gi = 0; gi < rowsInGroup; gi++)
                 {
-                    var mask = FirstBytes(w - x);
-                    var m = Avx512BW.MaskLoad(r0 + x, mask, Vector512<byte>.Zero);
-                    for (int iy = 1; iy < he - hs; iy++) m = Max8(m, Avx512BW.MaskLoad(r0 + (long)iy * w + x, mask, Vector512<byte>.Zero), signed);
-                    Avx512BW.MaskStore(row + x, mask, m);
-                }
-                byte* o = outPlane + (long)oy * ow;
-                for (int c = 0; c < slices; c++)
-                {
-                    byte* b = buf + c * q * sW;
-                    var lo = Vector512.Load(b); var hi = Vector512.Load(b + 64);
-                    var m = Avx512Vbmi.PermuteVar64x8x2(lo, idx[0], hi);
-                    for (int kx = 1; kx < kW; kx++) m = Max8(m, Avx512Vbmi.PermuteVar64x8x2(lo, idx[kx], hi), signed);
-                    Avx512BW.MaskStore(o + c * q, c == slices - 1 ? lastMask : sliceMask, m);
+                    byte* o = outPlane + (long)(oy0 + gi) * ow;
+                    byte* rb = buf + gi * bufLen;
+                    for (int c = 0; c < slices; c++)
+                    {
+                        byte* b = rb + c * q * sW;
+                        var lo = Vector512.Load(b); var hi = Vector512.Load(b + 64);
+                        var m = Avx512Vbmi.PermuteVar64x8x2(lo, idx[0], hi);
+                        for (int kx = 1; kx < kW; kx++) m = Max8(m, Avx512Vbmi.PermuteVar64x8x2(lo, idx[kx], hi), signed);
+                        Avx512BW.MaskStore(o + c * q, c == slices - 1 ? lastMask : sliceMask, m);
+                    }
                 }
             }
         }
@@ -143,7 +158,7 @@ public static partial class PoolKernels
     /// Per-output tables shared by every plane: <c>corr = size*zp_in</c> (subtracted from the raw sum) and the multipliers
     /// (<paramref name="multiplier"/> of (div, size) for each output). Padded by 32 entries for whole-vector reads.
     /// </summary>
-    private static (int[] Corr, float[] M, float[] M2) AvgTables(Geometry g, int zpIn, Func<int, int, float> multiplier, Func<float, float>? second)
+    private static (int[] Corr, float[] M, float[] M2, double MaxAbsX) AvgTables(Geometry g, int zpIn, Func<int, int, float> multiplier, Func<float, float>? second)
     {
         int n = g.OH * g.OW;
         var corr = ArrayPool<int>.Shared.Rent(n + 32);
@@ -158,6 +173,7 @@ public static partial class PoolKernels
             colSize[ox] = Math.Min(we, g.W) - Math.Max(ws, 0);
         }
         float lastM = 0, lastM2 = 0; int lastDiv = -1, lastSize = -1;
+        double maxAbsM = 0;
         for (int oy = 0; oy < g.OH; oy++)
         {
             int hs = oy * g.SH - g.PH, he = Math.Min(hs + g.KH, g.H + g.PH);
@@ -169,6 +185,8 @@ public static partial class PoolKernels
                 {
                     lastM = multiplier(pool, size); lastDiv = pool; lastSize = size;
                     if (second is not null) lastM2 = second(lastM);
+                    maxAbsM = Math.Max(maxAbsM, Math.Max(Math.Abs((double)lastM), Math.Abs((double)lastM2)));
+                    maxAbsM = Math.Max(maxAbsM, double.IsNaN(lastM) || double.IsNaN(lastM2) ? double.PositiveInfinity : 0);
                 }
                 corr[oy * g.OW + ox] = size * zpIn;
                 mt[oy * g.OW + ox] = lastM;
@@ -178,7 +196,9 @@ public static partial class PoolKernels
         corr.AsSpan(n, 32).Clear();
         mt.AsSpan(n, 32).Clear();
         mt2.AsSpan(n, 32).Clear();
-        return (corr, mt, mt2);
+        // the largest |acc| any output can have: the window's integers plus its zero-point correction
+        double maxAbsAcc = (256.0 + Math.Abs((double)zpIn)) * g.KH * g.KW;
+        return (corr, mt, mt2, maxAbsM * maxAbsAcc);
     }
 
     /// <summary>
@@ -190,7 +210,7 @@ public static partial class PoolKernels
         Func<int, int, float> multiplier, Func<float, float>? second, Func<int, AvgMode> modeOf)
     {
         if (g.Planes == 0 || g.OH == 0 || g.OW == 0) return;
-        var (corr, mt, mt2) = AvgTables(g, zpIn, multiplier, second);
+        var (corr, mt, mt2, maxAbsX) = AvgTables(g, zpIn, multiplier, second);
         try
         {
             fixed (byte* ps = src, pd = dst)
@@ -199,7 +219,7 @@ public static partial class PoolKernels
             {
                 nint s = (nint)ps, d = (nint)pd, c = (nint)pc, m = (nint)pm, m2 = (nint)pm2;
                 ForPlanes(g.Planes, (long)g.H * g.W, (from, to) =>
-                    AvgPlanes((byte*)s, (byte*)d, signed, from, to, g, (int*)c, (float*)m, (float*)m2, zpOut, modeOf));
+                    AvgPlanes((byte*)s, (byte*)d, signed, from, to, g, (int*)c, (float*)m, (float*)m2, zpOut, modeOf, maxAbsX));
             }
         }
         finally
@@ -211,14 +231,15 @@ public static partial class PoolKernels
     }
 
     private static unsafe void AvgPlanes(byte* src, byte* dst, bool signed, int from, int to, Geometry g, int* corr, float* mt1, float* mt2,
-        int zpOut, Func<int, AvgMode> modeOf)
+        int zpOut, Func<int, AvgMode> modeOf, double maxAbsX)
     {
         int h = g.H, w = g.W, kW = g.KW, sW = g.SW;
         int q = Math.Min(32, (64 - kW) / sW + 1);            // outputs per slice: (q-1)*sW + kW <= 64 words
         int slices = (g.OW + q - 1) / q;
         int bufLen = ((Math.Max(g.PW + w, (slices - 1) * q * sW + 64) + 31) & ~31) + 32;
-        short* buf = stackalloc short[bufLen];
-        new Span<short>(buf, bufLen).Clear();
+        int group = Math.Clamp(RowGroupBytes / (bufLen * 2), 1, g.OH);
+        short* buf = stackalloc short[bufLen * group];
+        new Span<short>(buf, bufLen * group).Clear();
         Vector512<short>* idx = stackalloc Vector512<short>[kW];
         short* tmp = stackalloc short[32];
         for (int kx = 0; kx < kW; kx++)
@@ -228,88 +249,113 @@ public static partial class PoolKernels
         }
         var sliceMask = FirstBytes(q);
         var lastMask = FirstBytes(g.OW - (slices - 1) * q);
-        short* row = buf + g.PW;
+        var tailBytes = FirstBytes(w % 32);
+        var tailWords = Vector512.LessThan(IotaW, Vector512.Create((short)(w % 32)));
         var vzoF = Vector512.Create((float)zpOut);
         var vzo = Vector512.Create(zpOut);
         var cap = Vector512.Create(QuantizeKernels.VectorCap);
         var fLo = Vector512.Create(-1073741824f); var fHi = Vector512.Create(1073741824f);
-        var (qmin, qmax) = signed ? (-128, 127) : (0, 255);
-        var vqmin = Vector512.Create(qmin); var vqmax = Vector512.Create(qmax);
+        // Every |acc * m| < 2^29 and |zo| < 2^28: the float clamp before cvtps2dq can never act.
+        bool clampFloat = !(maxAbsX * 1.001 < (1 << 29) && Math.Abs(zpOut) < (1 << 28));
         for (int p = from; p < to; p++)
         {
             var mode = modeOf(p);
             float* mt = mode == AvgMode.NhwcScalar ? mt2 : mt1;
             byte* plane = src + (long)p * h * w;
             byte* outPlane = dst + (long)p * g.OH * g.OW;
-            for (int oy = 0; oy < g.OH; oy++)
+            for (int oy0 = 0; oy0 < g.OH; oy0 += group)
             {
-                int hs = oy * g.SH - g.PH, he = Math.Min(hs + g.KH, h);
-                hs = Math.Max(hs, 0);
-                byte* r0 = plane + (long)hs * w;
-                int rows = he - hs;
-                for (int x = 0; x < w; x += 32)
+                int rowsInGroup = Math.Min(group, g.OH - oy0);
+                for (int gi = 0; gi < rowsInGroup; gi++)
                 {
-                    int cnt = w - x;
-                    var acc = Vector512<short>.Zero;
-                    if (cnt >= 32)
+                    int oy = oy0 + gi;
+                    int hs = oy * g.SH - g.PH, he = Math.Min(hs + g.KH, h);
+                    hs = Math.Max(hs, 0);
+                    byte* r0 = plane + (long)hs * w;
+                    short* row = buf + gi * bufLen + g.PW;
+                    int rows = he - hs;
+                    int x = 0;
+                    for (; x + 32 <= w; x += 32)
                     {
-                        for (int iy = 0; iy < rows; iy++) acc += Widen16(Vector256.Load(r0 + (long)iy * w + x), signed);
+                        var acc = Widen16(Vector256.Load(r0 + x), signed);
+                        for (int iy = 1; iy < rows; iy++) acc += Widen16(Vector256.Load(r0 + (long)iy * w + x), signed);
                         acc.Store(row + x);
                     }
-                    else
+                    if (x < w)
                     {
-                        var mask = FirstBytes(cnt);
-                        for (int iy = 0; iy < rows; iy++)
-                            acc += Widen16(Avx512BW.MaskLoad(r0 + (long)iy * w + x, mask, Vector512<byte>.Zero).GetLower(), signed);
-                        Avx512BW.MaskStore(row + x, Vector512.LessThan(IotaW, Vector512.Create((short)cnt)), acc);
+                        var acc = Widen16(Avx512BW.MaskLoad(r0 + x, tailBytes, Vector512<byte>.Zero).GetLower(), signed);
+                        for (int iy = 1; iy < rows; iy++)
+                            acc += Widen16(Avx512BW.MaskLoad(r0 + (long)iy * w + x, tailBytes, Vector512<byte>.Zero).GetLower(), signed);
+                        Avx512BW.MaskStore(row + x, tailWords, acc);
                     }
                 }
-                byte* o = outPlane + (long)oy * g.OW;
-                int tab = oy * g.OW;
-                for (int c = 0; c < slices; c++)
+                for (int gi = 0; gi < rowsInGroup; gi++)
                 {
-                    short* b = buf + c * q * sW;
-                    var lo = Vector512.Load(b); var hi = Vector512.Load(b + 32);
-                    var sum = Avx512BW.PermuteVar32x16x2(lo, idx[0], hi);
-                    for (int kx = 1; kx < kW; kx++) sum += Avx512BW.PermuteVar32x16x2(lo, idx[kx], hi);
-                    int t = tab + c * q;
-                    var a0 = Avx512F.ConvertToVector512Int32(sum.GetLower()) - Vector512.Load(corr + t);
-                    var a1 = Avx512F.ConvertToVector512Int32(sum.GetUpper()) - Vector512.Load(corr + t + 16);
-                    var r0v = Requant(a0, Vector512.Load(mt + t), mode, vzoF, vzo, cap, fLo, fHi, vqmin, vqmax);
-                    var r1v = Requant(a1, Vector512.Load(mt + t + 16), mode, vzoF, vzo, cap, fLo, fHi, vqmin, vqmax);
-                    var bytes = Vector256.Create(Avx512F.ConvertToVector128Byte(r0v), Avx512F.ConvertToVector128Byte(r1v)).ToVector512();
-                    Avx512BW.MaskStore(o + c * q, c == slices - 1 ? lastMask : sliceMask, bytes);
+                    int oy = oy0 + gi;
+                    byte* o = outPlane + (long)oy * g.OW;
+                    short* rb = buf + gi * bufLen;
+                    int tab = oy * g.OW;
+                    for (int c = 0; c < slices; c++)
+                    {
+                        short* b = rb + c * q * sW;
+                        var lo = Vector512.Load(b); var hi = Vector512.Load(b + 32);
+                        var sum = Avx512BW.PermuteVar32x16x2(lo, idx[0], hi);
+                        for (int kx = 1; kx < kW; kx++) sum += Avx512BW.PermuteVar32x16x2(lo, idx[kx], hi);
+                        int t = tab + c * q;
+                        var a0 = Avx512F.ConvertToVector512Int32(sum.GetLower()) - Vector512.Load(corr + t);
+                        var a1 = Avx512F.ConvertToVector512Int32(sum.GetUpper()) - Vector512.Load(corr + t + 16);
+                        var r0v = Requant(a0, Vector512.Load(mt + t), mode, vzoF, vzo, cap, fLo, fHi, clampFloat);
+                        var r1v = Requant(a1, Vector512.Load(mt + t + 16), mode, vzoF, vzo, cap, fLo, fHi, clampFloat);
+                        // int32 -> int16 (signed saturation) -> 8-bit saturation is the clamp to [qmin, qmax]; vpermb restores the order
+                        var words = Avx512BW.PackSignedSaturate(r0v, r1v);
+                        var packed = signed ? Avx512BW.PackSignedSaturate(words, words).AsByte() : Avx512BW.PackUnsignedSaturate(words, words);
+                        var bytes = Avx512Vbmi.PermuteVar64x8(packed, PackOrder32);
+                        Avx512BW.MaskStore(o + c * q, c == slices - 1 ? lastMask : sliceMask, bytes);
+                    }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Byte order after packing two vectors of 16 int32 (r0, r1) twice: 128-bit lane k holds r0[4k..4k+3], r1[4k..4k+3]
+    /// (then the same again); output j &lt; 16 is r0[j], j &gt;= 16 is r1[j-16].
+    /// </summary>
+    private static readonly Vector512<byte> PackOrder32 = CreatePackOrder32();
+
+    private static Vector512<byte> CreatePackOrder32()
+    {
+        Span<byte> ix = stackalloc byte[64];
+        for (int j = 0; j < 64; j++)
+        {
+            int e = j & 31;
+            ix[j] = e < 16 ? (byte)(16 * (e / 4) + e % 4) : (byte)(16 * ((e - 16) / 4) + 4 + (e - 16) % 4);
+        }
+        return Vector512.Create((ReadOnlySpan<byte>)ix);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<short> Widen16(Vector256<byte> v, bool signed) =>
         signed ? Avx512BW.ConvertToVector512Int16(v.AsSByte()) : Avx512BW.ConvertToVector512Int16(v);
 
-    /// <summary>One vector of 16 outputs, clamped to [qmin, qmax] as int32 (see <see cref="AvgMode"/>).</summary>
+    /// <summary>One vector of 16 outputs as int32, before the clamp to [qmin, qmax] (see <see cref="AvgMode"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<int> Requant(Vector512<int> acc, Vector512<float> m, AvgMode mode, Vector512<float> zoF, Vector512<int> zo,
-        Vector512<float> cap, Vector512<float> fLo, Vector512<float> fHi, Vector512<int> qmin, Vector512<int> qmax)
+        Vector512<float> cap, Vector512<float> fLo, Vector512<float> fHi, bool clampFloat)
     {
         var x = Avx512F.Multiply(Avx512F.ConvertToVector512Single(acc), m);
-        Vector512<int> r;
         if (mode == AvgMode.Frame)
         {
-            // f32(x + zo), rounded to even; values beyond +-2^30 clamp to the same end as the reference's saturating cast.
-            var v = Avx512F.Min(Avx512F.Max(Avx512F.Add(x, zoF), fLo), fHi);
-            r = Avx512F.ConvertToVector512Int32(v);
+            // f32(x + zo), rounded to even; values beyond +-2^30 clamp to the same end as the reference's saturating cast
+            // (the float clamp is skipped when no input can reach 2^30).
+            var v = Avx512F.Add(x, zoF);
+            if (clampFloat) v = Avx512F.Min(Avx512F.Max(v, fLo), fHi);
+            return Avx512F.ConvertToVector512Int32(v);
         }
-        else if (mode == AvgMode.NhwcVector)
-        {
-            r = Avx512F.Add(Avx512F.ConvertToVector512Int32(Avx512F.Min(x, cap)), zo);
-        }
-        else
-        {
-            // zo + rne(x) in float equals the int sum while |rne(x)| < 2^24; beyond, both clamp to the same end.
-            r = Avx512F.Add(Avx512F.ConvertToVector512Int32(Avx512F.Min(Avx512F.Max(x, fLo), fHi)), zo);
-        }
-        return Avx512F.Min(Avx512F.Max(r, qmin), qmax);
+        if (mode == AvgMode.NhwcVector)
+            return Avx512F.Add(Avx512F.ConvertToVector512Int32(Avx512F.Min(x, cap)), zo);
+        // zo + rne(x) in float equals the int sum while |rne(x)| < 2^24; beyond, both clamp to the same end.
+        if (clampFloat) x = Avx512F.Min(Avx512F.Max(x, fLo), fHi);
+        return Avx512F.Add(Avx512F.ConvertToVector512Int32(x), zo);
     }
 }

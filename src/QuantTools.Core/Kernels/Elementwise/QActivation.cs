@@ -44,7 +44,7 @@ public static class QActivation
 
     private static QTensor ClampInt(QTensor x, int lo, int hi)
     {
-        var y = QOps.NewLikeUninitialized(x, x.Shape, out var dst);
+        var y = QOps.NewLikeOutput(x, x.Shape, out var dst);
         ClampInt(x, lo, hi, dst);
         return y;
     }
@@ -293,7 +293,7 @@ public static class QActivation
     /// <summary>Table lookup with the vector/scalar split.</summary>
     public static QTensor Run(QTensor x, Plan plan)
     {
-        var y = QOps.NewUninitialized(plan.DType, x.Shape, plan.OutScale, plan.OutZp, out var dst);
+        var y = QOps.NewOutput(plan.DType, x.Shape, plan.OutScale, plan.OutZp, out var dst);
         Run(x, plan, dst);
         return y;
     }

@@ -18,7 +18,7 @@ public static class QElementwise
     public static QTensor Add(QTensor a, QTensor b, double outScale, long outZp, bool relu, QEngine engine)
     {
         CheckBinary(a, b, "add");
-        var y = QOps.NewUninitialized(a.DType, a.Shape, outScale, outZp, out var dst);
+        var y = QOps.NewOutput(a.DType, a.Shape, outScale, outZp, out var dst);
         AddCore(a, b, outScale, outZp, relu, engine, dst);
         return y;
     }
@@ -51,7 +51,7 @@ public static class QElementwise
     {
         _ = engine;
         CheckBinary(a, b, "mul");
-        var y = QOps.NewUninitialized(a.DType, a.Shape, outScale, outZp, out var dst);
+        var y = QOps.NewOutput(a.DType, a.Shape, outScale, outZp, out var dst);
         MulCore(a, b, outScale, outZp, relu, dst);
         return y;
     }

@@ -43,7 +43,7 @@ public static class QPool
     public static QTensor MaxPool2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode, QEngine engine)
     {
         var shape = MaxPool2dShape(x, kH, kW, sH, sW, pH, pW, ceilMode);
-        var y = QOps.NewLikeUninitialized(x, shape, out var dst);
+        var y = QOps.NewLikeOutput(x, shape, out var dst);
         MaxPool2dCore(x, shape, kH, kW, sH, sW, pH, pW, dst);
         return y;
     }
@@ -84,7 +84,7 @@ public static class QPool
         bool countIncludePad, int? divisorOverride, QEngine engine, bool channelsLast = false)
     {
         var shape = AvgPool2dShape(x, kH, kW, sH, sW, pH, pW, ceilMode, divisorOverride);
-        var y = QOps.NewLikeUninitialized(x, shape, out var dst);
+        var y = QOps.NewLikeOutput(x, shape, out var dst);
         AvgPool2dCore(x, shape, kH, kW, sH, sW, pH, pW, ceilMode, countIncludePad, divisorOverride, engine, channelsLast, dst);
         return y;
     }
@@ -145,7 +145,7 @@ public static class QPool
             int kh = h / outH, kw = w / outW;
             return AvgPool2d(x, kh, kw, kh, kw, 0, 0, false, true, null, engine);
         }
-        var y = QOps.NewLikeUninitialized(x, [n, c, outH, outW], out var dst);
+        var y = QOps.NewLikeOutput(x, [n, c, outH, outW], out var dst);
         PoolKernels.AdaptiveAvgNchw(QOps.Bytes(x), dst, QOps.IsSigned(x.DType), n * c, h, w, outH, outW);
         return y;
     }
@@ -162,7 +162,7 @@ public static class QPool
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         if (h * w == 0) throw new QuantToolsException(ErrorCode.ShapeMismatch, "mean over an empty H x W");
         int[] shape = keepDim ? [n, c, 1, 1] : [n, c];
-        var y = QOps.NewLikeUninitialized(x, shape, out var dst);
+        var y = QOps.NewLikeOutput(x, shape, out var dst);
         var src = QOps.Bytes(x);
         bool signed = QOps.IsSigned(x.DType);
         int hw = h * w, zp = (int)x.QParams.ZeroPoint;

@@ -139,7 +139,7 @@ public class MemoryBoundBenchmarks
 {
     public static readonly int[] Shape = [1, 64, 112, 112];
     private QTensor _a = null!, _b = null!;
-    private byte[] _src1 = [], _src2 = [], _dst1 = [], _dst2 = [];
+    private byte[] _src1 = [], _src2 = [], _dst1 = [], _dst2 = [], _out = [], _poolOut = [];
 
     [GlobalSetup]
     public void Setup()
@@ -158,6 +158,8 @@ public class MemoryBoundBenchmarks
         _src2 = _b.IntRepr.AsSpan<byte>().ToArray();
         _dst1 = new byte[_src1.Length];
         _dst2 = new byte[_src2.Length];
+        _out = new byte[_src1.Length];
+        _poolOut = new byte[Shape[0] * Shape[1] * (Shape[2] / 2) * (Shape[3] / 2)];
     }
 
     [Benchmark(Description = "quantized add/ours")]
@@ -171,6 +173,20 @@ public class MemoryBoundBenchmarks
 
     [Benchmark(Description = "avg_pool2d 3x3 s2 p1/ours")]
     public QTensor AvgPool_Ours() => QPool.AvgPool2d(_a, 3, 3, 2, 2, 1, 1, ceilMode: false, countIncludePad: true, divisorOverride: null, QEngine.X86);
+
+    // The same ops into a caller's output buffer (the span overloads): no per-call allocation, like the copy peers.
+
+    [Benchmark(Description = "quantized add into output/ours")]
+    public void Add_Into() => QElementwise.Add(_a, _b, 0.07, 125, relu: false, QEngine.X86, _out);
+
+    [Benchmark(Description = "relu into output/ours")]
+    public void Relu_Into() => QActivation.Relu(_a, QEngine.X86, _out);
+
+    [Benchmark(Description = "max_pool2d 3x3 s2 p1 into output/ours")]
+    public void MaxPool_Into() => QPool.MaxPool2d(_a, 3, 3, 2, 2, 1, 1, ceilMode: false, QEngine.X86, _poolOut);
+
+    [Benchmark(Description = "avg_pool2d 3x3 s2 p1 into output/ours")]
+    public void AvgPool_Into() => QPool.AvgPool2d(_a, 3, 3, 2, 2, 1, 1, ceilMode: false, countIncludePad: true, divisorOverride: null, QEngine.X86, channelsLast: false, _poolOut);
 
     /// <summary>The bytes one input tensor holds, copied to a second buffer (peer of the single-input ops).</summary>
     [Benchmark(Description = "copy 1 input/copy")]

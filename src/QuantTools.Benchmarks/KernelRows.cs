@@ -50,6 +50,11 @@ internal static class KernelRows
         rows.Add(new($"relu {shape}", "Relu_Ours", [("copy", "Copy_OneInput")], null));
         rows.Add(new($"max_pool2d 3x3 s2 {shape}", "MaxPool_Ours", [("copy", "Copy_OneInput")], null));
         rows.Add(new($"avg_pool2d 3x3 s2 {shape}", "AvgPool_Ours", [("copy", "Copy_OneInput")], null));
+        // The same ops writing into a caller's buffer (span overloads): without the fresh output tensor per call.
+        rows.Add(new($"quantized add {shape} into output", "Add_Into", [("copy", "Copy_TwoInputs")], null));
+        rows.Add(new($"relu {shape} into output", "Relu_Into", [("copy", "Copy_OneInput")], null));
+        rows.Add(new($"max_pool2d 3x3 s2 {shape} into output", "MaxPool_Into", [("copy", "Copy_OneInput")], null));
+        rows.Add(new($"avg_pool2d 3x3 s2 {shape} into output", "AvgPool_Into", [("copy", "Copy_OneInput")], null));
         return rows.ToArray();
     }
 
@@ -126,7 +131,9 @@ internal static class KernelRows
             if (medians.TryGetValue(method, out var ms))
                 sb.AppendLine($"  peak {what}: {Gops(DotProductPeak.Macs, ms)} GOPS (fastest iteration)");
         foreach (var (op, ours, copy) in new[] { ("quantized add", "Add_Ours", "Copy_TwoInputs"), ("relu", "Relu_Ours", "Copy_OneInput"),
-                     ("max_pool2d", "MaxPool_Ours", "Copy_OneInput"), ("avg_pool2d", "AvgPool_Ours", "Copy_OneInput") })
+                     ("max_pool2d", "MaxPool_Ours", "Copy_OneInput"), ("avg_pool2d", "AvgPool_Ours", "Copy_OneInput"),
+                     ("quantized add into output", "Add_Into", "Copy_TwoInputs"), ("relu into output", "Relu_Into", "Copy_OneInput"),
+                     ("max_pool2d into output", "MaxPool_Into", "Copy_OneInput"), ("avg_pool2d into output", "AvgPool_Into", "Copy_OneInput") })
             if (medians.TryGetValue(ours, out var o) && medians.TryGetValue(copy, out var c))
             {
                 long bytes = MemoryBoundBenchmarks.Shape.Aggregate(1L, (a, b) => a * b) * (copy == "Copy_TwoInputs" ? 2 : 1);

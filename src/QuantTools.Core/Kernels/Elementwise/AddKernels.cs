@@ -13,6 +13,10 @@ namespace QuantTools.Core.Kernels.Elementwise;
 /// </summary>
 public static class AddKernels
 {
+    /// <summary>Compile-time flags (type arguments) for kernels specialized per combination.</summary>
+    internal struct Yes;
+    internal struct No;
+
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Avx2 | KernelPath.Avx512;
 
     public readonly record struct AtenAddParams(float Sa, int Za, float Pa, float Sb, int Zb, float Pb, float Inv, int Zo, bool Relu);
@@ -73,26 +77,96 @@ public static class AddKernels
         }
     }
 
+    /// <summary>Elements of the vector prefix at least this long are split across <see cref="Parallelism.MaxThreads"/> threads.</summary>
+    internal const int ParallelThreshold = 1 << 18;
+
     private static unsafe int Add512(byte* a, byte* b, byte* y, int n, bool signed, in AtenAddParams p)
     {
-        if (!Avx512F.IsSupported) return 0;
+        if (!Avx512BW.IsSupported) return 0;
+        n -= n % 64;
+        var q = p;
+        // minps(x*inv, cap) is a no-op when |x*inv| stays below the cap for every possible input: then it is skipped.
+        double bound = (Math.Abs((double)p.Sa) * 256 + Math.Abs((double)p.Pa) + Math.Abs((double)p.Sb) * 256 + Math.Abs((double)p.Pb))
+                       * Math.Abs((double)p.Inv) * 1.01 + 1;
+        bool needCap = !(bound < 2.0e9);
+        int threads = Math.Min(Parallelism.MaxThreads, n / (ParallelThreshold / 2));
+        if (threads <= 1 || n < ParallelThreshold)
+        {
+            Add512Block(a, b, y, n, signed, needCap, q);
+            return n;
+        }
+        nint pa = (nint)a, pb = (nint)b, py = (nint)y;
+        int chunk = (n / threads + 63) / 64 * 64;
+        Parallel.For(0, threads, Parallelism.Options, t =>
+        {
+            int from = t * chunk, len = Math.Min(chunk, n - from);
+            if (len > 0) Add512Block((byte*)pa + from, (byte*)pb + from, (byte*)py + from, len, signed, needCap, q);
+        });
+        return n;
+    }
+
+    /// <summary>Permutes the dwords of a 4 x (16 int32) pack result back to element order.</summary>
+    internal static readonly Vector512<int> PackOrder = Vector512.Create(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+
+    /// <summary>
+    /// 64 int32 values (four vectors of 16 consecutive elements) to 64 saturated bytes in element order: int32 -> int16
+    /// (signed saturation) -> uint8 / int8 saturation equals <c>clamp(v, qmin, qmax)</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<byte> Pack64(Vector512<int> r0, Vector512<int> r1, Vector512<int> r2, Vector512<int> r3, bool signed)
+    {
+        var w01 = Avx512BW.PackSignedSaturate(r0, r1);
+        var w23 = Avx512BW.PackSignedSaturate(r2, r3);
+        var bytes = signed ? Avx512BW.PackSignedSaturate(w01, w23).AsInt32() : Avx512BW.PackUnsignedSaturate(w01, w23).AsInt32();
+        return Avx512F.PermuteVar16x32(bytes, PackOrder).AsByte();
+    }
+
+    private static unsafe void Add512Block(byte* a, byte* b, byte* y, int n, bool signed, bool needCap, AtenAddParams p)
+    {
+        // Each flag becomes a type argument so that the JIT compiles one branch-free loop per combination.
+        if (signed)
+        {
+            if (p.Relu) { if (needCap) Add512Loop<Yes, Yes, Yes>(a, b, y, n, p); else Add512Loop<Yes, Yes, No>(a, b, y, n, p); }
+            else { if (needCap) Add512Loop<Yes, No, Yes>(a, b, y, n, p); else Add512Loop<Yes, No, No>(a, b, y, n, p); }
+        }
+        else
+        {
+            if (p.Relu) { if (needCap) Add512Loop<No, Yes, Yes>(a, b, y, n, p); else Add512Loop<No, Yes, No>(a, b, y, n, p); }
+            else { if (needCap) Add512Loop<No, No, Yes>(a, b, y, n, p); else Add512Loop<No, No, No>(a, b, y, n, p); }
+        }
+    }
+
+    private static unsafe void Add512Loop<TSigned, TRelu, TCap>(byte* a, byte* b, byte* y, int n, AtenAddParams p)
+        where TSigned : struct where TRelu : struct where TCap : struct
+    {
         var sa = Vector512.Create(p.Sa); var pa = Vector512.Create(p.Pa);
         var sb = Vector512.Create(p.Sb); var pb = Vector512.Create(p.Pb);
         var inv = Vector512.Create(p.Inv); var zo = Vector512.Create(p.Zo);
         var cap = Vector512.Create(QuantizeKernels.VectorCap);
-        var lo = Vector512.Create(signed ? -128 : 0); var hi = Vector512.Create(signed ? 127 : 255);
-        var zero = Vector512<float>.Zero;
-        int i = 0;
-        for (; i + 16 <= n; i += 16)
+        bool signed = typeof(TSigned) == typeof(Yes);
+        for (int i = 0; i < n; i += 64)
         {
-            var va = Avx512F.ConvertToVector512Single(Widen512(a + i, signed));
-            var vb = Avx512F.ConvertToVector512Single(Widen512(b + i, signed));
-            var c = Avx512F.Add(Avx512F.FusedMultiplyAdd(sa, va, pa), Avx512F.FusedMultiplyAdd(sb, vb, pb));
-            if (p.Relu) c = Avx512F.Max(c, zero);
-            var r = Quantize512(c, inv, cap, zo, lo, hi);
-            Store512(y + i, r);
+            var r0 = AddOne512<TSigned, TRelu, TCap>(a + i, b + i, sa, pa, sb, pb, inv, zo, cap);
+            var r1 = AddOne512<TSigned, TRelu, TCap>(a + i + 16, b + i + 16, sa, pa, sb, pb, inv, zo, cap);
+            var r2 = AddOne512<TSigned, TRelu, TCap>(a + i + 32, b + i + 32, sa, pa, sb, pb, inv, zo, cap);
+            var r3 = AddOne512<TSigned, TRelu, TCap>(a + i + 48, b + i + 48, sa, pa, sb, pb, inv, zo, cap);
+            Pack64(r0, r1, r2, r3, signed).Store(y + i);
         }
-        return i;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<int> AddOne512<TSigned, TRelu, TCap>(byte* x1, byte* x2, Vector512<float> sa, Vector512<float> pa,
+        Vector512<float> sb, Vector512<float> pb, Vector512<float> inv, Vector512<int> zo, Vector512<float> cap)
+        where TSigned : struct where TRelu : struct where TCap : struct
+    {
+        bool signed = typeof(TSigned) == typeof(Yes);
+        var va = Avx512F.ConvertToVector512Single(Widen512(x1, signed));
+        var vb = Avx512F.ConvertToVector512Single(Widen512(x2, signed));
+        var c = Avx512F.Add(Avx512F.FusedMultiplyAdd(sa, va, pa), Avx512F.FusedMultiplyAdd(sb, vb, pb));
+        if (typeof(TRelu) == typeof(Yes)) c = Avx512F.Max(c, Vector512<float>.Zero);
+        var t = Avx512F.Multiply(c, inv);
+        if (typeof(TCap) == typeof(Yes)) t = Avx512F.Min(t, cap);
+        return Avx512F.Add(Avx512F.ConvertToVector512Int32(t), zo);
     }
 
     private static unsafe int Add256(byte* a, byte* b, byte* y, int n, bool signed, in AtenAddParams p)

@@ -35,11 +35,7 @@ public static class QActivation
     {
         _ = engine;
         QOps.RequirePerTensor(x, "hardtanh");
-        var (qmin, qmax) = QOps.Range(x.DType);
-        float inv = 1.0f / (float)x.QParams.Scale;
-        int zp = (int)x.QParams.ZeroPoint;
-        int lo = QOps.QuantizeScalar(min, inv, zp, qmin, qmax);
-        int hi = QOps.QuantizeScalar(max, inv, zp, qmin, qmax);
+        var (lo, hi) = HardtanhBounds(x, min, max);
         return ClampInt(x, lo, hi);
     }
 
@@ -48,11 +44,47 @@ public static class QActivation
 
     private static QTensor ClampInt(QTensor x, int lo, int hi)
     {
-        var y = QOps.NewLike(x, x.Shape, out var dst);
+        var y = QOps.NewLikeOutput(x, x.Shape, out var dst);
+        ClampInt(x, lo, hi, dst);
+        return y;
+    }
+
+    private static void ClampInt(QTensor x, int lo, int hi, Span<byte> dst)
+    {
         // PyTorch applies min after max: with lo > hi every element becomes hi.
         if (lo > hi) lo = hi;
         ClampKernels.Clamp(QOps.Bytes(x), dst, QOps.IsSigned(x.DType), lo, hi);
-        return y;
+    }
+
+    /// <summary>
+    /// <see cref="Relu(QTensor, QEngine)"/> into a caller's output (<paramref name="output"/>: the result's integers as bytes;
+    /// qparams = the input's). <paramref name="output"/> may be the input's own bytes (in place).
+    /// </summary>
+    public static void Relu(QTensor x, QEngine engine, Span<byte> output)
+    {
+        _ = engine;
+        QOps.RequirePerTensor(x, "relu");
+        QOps.RequireOutput(output, x.Length, "relu");
+        var (_, qmax) = QOps.Range(x.DType);
+        ClampInt(x, (int)x.QParams.ZeroPoint, qmax, output);
+    }
+
+    /// <summary><see cref="Hardtanh(QTensor, float, float, QEngine)"/> into a caller's output (qparams = the input's).</summary>
+    public static void Hardtanh(QTensor x, float min, float max, QEngine engine, Span<byte> output)
+    {
+        _ = engine;
+        QOps.RequirePerTensor(x, "hardtanh");
+        QOps.RequireOutput(output, x.Length, "hardtanh");
+        var (lo, hi) = HardtanhBounds(x, min, max);
+        ClampInt(x, lo, hi, output);
+    }
+
+    private static (int Lo, int Hi) HardtanhBounds(QTensor x, float min, float max)
+    {
+        var (qmin, qmax) = QOps.Range(x.DType);
+        float inv = 1.0f / (float)x.QParams.Scale;
+        int zp = (int)x.QParams.ZeroPoint;
+        return (QOps.QuantizeScalar(min, inv, zp, qmin, qmax), QOps.QuantizeScalar(max, inv, zp, qmin, qmax));
     }
 
     // ------------------------------------------------------------------ float activations (tables)
@@ -261,13 +293,23 @@ public static class QActivation
     /// <summary>Table lookup with the vector/scalar split.</summary>
     public static QTensor Run(QTensor x, Plan plan)
     {
+        var y = QOps.NewOutput(plan.DType, x.Shape, plan.OutScale, plan.OutZp, out var dst);
+        Run(x, plan, dst);
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="Run(QTensor, Plan)"/> into a caller's output (<paramref name="output"/>: the result's integers as bytes, with
+    /// the plan's output qparams).
+    /// </summary>
+    public static void Run(QTensor x, Plan plan, Span<byte> output)
+    {
+        QOps.RequireOutput(output, x.Length, "activation");
         var (vec, sca) = Tables(plan);
-        var y = QOps.NewPerTensor(plan.DType, x.Shape, plan.OutScale, plan.OutZp, out var dst);
         var src = QOps.Bytes(x);
         int prefix = QOps.VectorPrefix(src.Length);
-        LutKernels.Apply(src[..prefix], dst[..prefix], vec);
-        LutKernels.Apply(src[prefix..], dst[prefix..], sca);
-        return y;
+        LutKernels.Apply(src[..prefix], output[..prefix], vec);
+        LutKernels.Apply(src[prefix..], output[prefix..], sca);
     }
 
     /// <summary>The formula per element, without tables (the readable reference).</summary>

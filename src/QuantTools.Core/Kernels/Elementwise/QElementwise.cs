@@ -18,12 +18,29 @@ public static class QElementwise
     public static QTensor Add(QTensor a, QTensor b, double outScale, long outZp, bool relu, QEngine engine)
     {
         CheckBinary(a, b, "add");
-        var y = QOps.NewPerTensor(a.DType, a.Shape, outScale, outZp, out var dst);
+        var y = QOps.NewOutput(a.DType, a.Shape, outScale, outZp, out var dst);
+        AddCore(a, b, outScale, outZp, relu, engine, dst);
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="Add(QTensor, QTensor, double, long, bool, QEngine)"/> into a caller's output: <paramref name="output"/>
+    /// receives the integers (as bytes, two's complement for qint8) of the result with qparams (<paramref name="outScale"/>,
+    /// <paramref name="outZp"/>). Lets a caller reuse one buffer instead of allocating per call.
+    /// </summary>
+    public static void Add(QTensor a, QTensor b, double outScale, long outZp, bool relu, QEngine engine, Span<byte> output)
+    {
+        CheckBinary(a, b, "add");
+        QOps.RequireOutput(output, a.Length, "add");
+        AddCore(a, b, outScale, outZp, relu, engine, output);
+    }
+
+    private static void AddCore(QTensor a, QTensor b, double outScale, long outZp, bool relu, QEngine engine, Span<byte> dst)
+    {
         if (engine == QEngine.Qnnpack && a.DType == DType.QUInt8)
             AddKernels.QnnpackAdd(QOps.Bytes(a), QOps.Bytes(b), dst, AddKernels.QnnpackParams(a.QParams, b.QParams, outScale, outZp, relu));
         else
             AddKernels.AtenAdd(QOps.Bytes(a), QOps.Bytes(b), dst, QOps.IsSigned(a.DType), AddKernels.AtenParams(a.QParams, b.QParams, outScale, outZp, relu));
-        return y;
     }
 
     /// <summary>
@@ -34,11 +51,23 @@ public static class QElementwise
     {
         _ = engine;
         CheckBinary(a, b, "mul");
-        var y = QOps.NewPerTensor(a.DType, a.Shape, outScale, outZp, out var dst);
-        MulKernels.Mul(QOps.Bytes(a), QOps.Bytes(b), dst, QOps.IsSigned(a.DType), (int)a.QParams.ZeroPoint, (int)b.QParams.ZeroPoint,
-            MulMultiplier(a.QParams.Scale, b.QParams.Scale, outScale), (int)outZp, relu);
+        var y = QOps.NewOutput(a.DType, a.Shape, outScale, outZp, out var dst);
+        MulCore(a, b, outScale, outZp, relu, dst);
         return y;
     }
+
+    /// <summary><see cref="Mul(QTensor, QTensor, double, long, bool, QEngine)"/> into a caller's output (see the span overload of Add).</summary>
+    public static void Mul(QTensor a, QTensor b, double outScale, long outZp, bool relu, QEngine engine, Span<byte> output)
+    {
+        _ = engine;
+        CheckBinary(a, b, "mul");
+        QOps.RequireOutput(output, a.Length, "mul");
+        MulCore(a, b, outScale, outZp, relu, output);
+    }
+
+    private static void MulCore(QTensor a, QTensor b, double outScale, long outZp, bool relu, Span<byte> dst) =>
+        MulKernels.Mul(QOps.Bytes(a), QOps.Bytes(b), dst, QOps.IsSigned(a.DType), (int)a.QParams.ZeroPoint, (int)b.QParams.ZeroPoint,
+            MulMultiplier(a.QParams.Scale, b.QParams.Scale, outScale), (int)outZp, relu);
 
     /// <summary>The float multiplier of <see cref="Mul"/>: <c>f32(f32(f32(sa)*f32(sb)) * f32(1/f32(so)))</c>.</summary>
     public static float MulMultiplier(double sa, double sb, double so) => ((float)sa * (float)sb) * (1.0f / (float)so);
@@ -166,7 +195,7 @@ public static class QElementwise
         QOps.RequirePerTensor(b, op);
         if (a.DType != b.DType)
             throw new QuantToolsException(ErrorCode.InvalidArgument, $"{op}: inputs must share a dtype ({a.DType.TorchName()} vs {b.DType.TorchName()})");
-        if (!a.Shape.SequenceEqual(b.Shape))
+        if (!a.Shape.AsSpan().SequenceEqual(b.Shape))
             throw new QuantToolsException(ErrorCode.ShapeMismatch,
                 $"{op}: shapes [{string.Join(", ", a.Shape)}] and [{string.Join(", ", b.Shape)}] differ (broadcasting is not supported)");
     }

@@ -10,9 +10,9 @@ namespace QuantTools.Core.Kernels.Pooling;
 /// vertically with vector max / widening adds, then finish each window horizontally; integer reductions are exact,
 /// and the requantization is the reference's scalar formula, so every path gives the reference's integers.
 /// </summary>
-public static class PoolKernels
+public static partial class PoolKernels
 {
-    public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Vector128 | KernelPath.Vector256 | KernelPath.Vector512;
+    public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Vector128 | KernelPath.Vector256 | KernelPath.Vector512 | KernelPath.Avx512;
 
     /// <summary>Channels per vector block in ATen's NHWC average-pool kernel on AVX-512 (<c>Vectorized&lt;quint8&gt;::size()/4</c>).</summary>
     public const int NhwcVectorChannels = 16;
@@ -25,6 +25,12 @@ public static class PoolKernels
         int kH, int kW, int sH, int sW, int pH, int pW)
     {
         var path = KernelPaths.Choose(Implemented);
+        if (path == KernelPath.Avx512 && MaxPoolAvx512Fits(w, kW, sW))
+        {
+            MaxPoolAvx512(src, dst, signed, planes, h, w, oh, ow, kH, kW, sH, sW, pH, pW);
+            return;
+        }
+        if (path == KernelPath.Avx512) path = KernelPath.Vector512;
         if (path == KernelPath.Scalar || w > 8192) { MaxPoolReference(src, dst, signed, planes, h, w, oh, ow, kH, kW, sH, sW, pH, pW); return; }
         Span<byte> row = stackalloc byte[w];
         for (int p = 0; p < planes; p++)
@@ -103,6 +109,13 @@ public static class PoolKernels
     {
         var path = KernelPaths.Choose(Implemented);
         var (qmin, qmax) = signed ? (-128, 127) : (0, 255);
+        if (path == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite((float)scaleFactor))
+        {
+            AvgPoolAvx512(src, dst, signed, g, zpIn, zpOut,
+                (pool, size) => (float)(scaleFactor / (divisorOverride ?? (countIncludePad ? pool : size))), null, _ => AvgMode.Frame);
+            return;
+        }
+        if (path == KernelPath.Avx512) path = KernelPath.Vector512;
         if (path == KernelPath.Scalar || g.W > 4096)
         {
             for (int p = 0; p < g.Planes; p++)
@@ -222,6 +235,22 @@ public static class PoolKernels
     }
 
     public static void AvgPoolNhwc(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, int batch, int channels, Geometry g,
+        int zpIn, int zpOut, float scaleRatio, bool countIncludePad, int? divisorOverride)
+    {
+        if (KernelPaths.Choose(Implemented) == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite(scaleRatio) && channels > 0)
+        {
+            int vecC = channels / NhwcVectorChannels * NhwcVectorChannels;
+            AvgPoolAvx512(src, dst, signed, g, zpIn, zpOut,
+                (pool, size) => scaleRatio / (divisorOverride ?? (countIncludePad ? pool : size)),
+                m => 1.0f / (1.0f / m),
+                p => p % channels < vecC ? AvgMode.NhwcVector : AvgMode.NhwcScalar);
+            return;
+        }
+        AvgPoolNhwcReference(src, dst, signed, batch, channels, g, zpIn, zpOut, scaleRatio, countIncludePad, divisorOverride);
+    }
+
+    /// <summary>The readable reference of <see cref="AvgPoolNhwc"/> (one window per output).</summary>
+    public static void AvgPoolNhwcReference(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, int batch, int channels, Geometry g,
         int zpIn, int zpOut, float scaleRatio, bool countIncludePad, int? divisorOverride)
     {
         var (qmin, qmax) = signed ? (-128, 127) : (0, 255);

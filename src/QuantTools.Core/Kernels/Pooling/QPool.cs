@@ -42,14 +42,35 @@ public static class QPool
     /// </summary>
     public static QTensor MaxPool2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode, QEngine engine)
     {
-        _ = engine;
-        Check2d(x, kH, kW, sH, sW, pH, pW, "max_pool2d");
-        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
-        int oh = OutputSize(h, kH, pH, sH, ceilMode), ow = OutputSize(w, kW, pW, sW, ceilMode);
-        var y = QOps.NewLike(x, [n, c, oh, ow], out var dst);
-        PoolKernels.MaxPool(QOps.Bytes(x), dst, QOps.IsSigned(x.DType), n * c, h, w, oh, ow, kH, kW, sH, sW, pH, pW);
+        var shape = MaxPool2dShape(x, kH, kW, sH, sW, pH, pW, ceilMode);
+        var y = QOps.NewLikeOutput(x, shape, out var dst);
+        MaxPool2dCore(x, shape, kH, kW, sH, sW, pH, pW, dst);
         return y;
     }
+
+    /// <summary>
+    /// <see cref="MaxPool2d(QTensor, int, int, int, int, int, int, bool, QEngine)"/> into a caller's output
+    /// (<paramref name="output"/>: the integers of the [N, C, OH, OW] result as bytes; qparams = the input's).
+    /// </summary>
+    public static void MaxPool2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode, QEngine engine, Span<byte> output)
+    {
+        _ = engine;
+        var shape = MaxPool2dShape(x, kH, kW, sH, sW, pH, pW, ceilMode);
+        QOps.RequireOutput(output, (long)shape[0] * shape[1] * shape[2] * shape[3], "max_pool2d");
+        MaxPool2dCore(x, shape, kH, kW, sH, sW, pH, pW, output);
+    }
+
+    /// <summary>The output shape of max_pool2d / avg_pool2d for input <paramref name="x"/> (after checking the arguments).</summary>
+    public static int[] MaxPool2dShape(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode)
+    {
+        Check2d(x, kH, kW, sH, sW, pH, pW, "max_pool2d");
+        int h = x.Shape[2], w = x.Shape[3];
+        return [x.Shape[0], x.Shape[1], OutputSize(h, kH, pH, sH, ceilMode), OutputSize(w, kW, pW, sW, ceilMode)];
+    }
+
+    private static void MaxPool2dCore(QTensor x, int[] shape, int kH, int kW, int sH, int sW, int pH, int pW, Span<byte> dst) =>
+        PoolKernels.MaxPool(QOps.Bytes(x), dst, QOps.IsSigned(x.DType), shape[0] * shape[1], x.Shape[2], x.Shape[3], shape[2], shape[3],
+            kH, kW, sH, sW, pH, pW);
 
     // ------------------------------------------------------------------ average pool
 
@@ -62,11 +83,36 @@ public static class QPool
     public static QTensor AvgPool2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode,
         bool countIncludePad, int? divisorOverride, QEngine engine, bool channelsLast = false)
     {
+        var shape = AvgPool2dShape(x, kH, kW, sH, sW, pH, pW, ceilMode, divisorOverride);
+        var y = QOps.NewLikeOutput(x, shape, out var dst);
+        AvgPool2dCore(x, shape, kH, kW, sH, sW, pH, pW, ceilMode, countIncludePad, divisorOverride, engine, channelsLast, dst);
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="AvgPool2d(QTensor, int, int, int, int, int, int, bool, bool, int?, QEngine, bool)"/> into a caller's output
+    /// (<paramref name="output"/>: the integers of the [N, C, OH, OW] result as bytes; qparams = the input's).
+    /// </summary>
+    public static void AvgPool2d(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode,
+        bool countIncludePad, int? divisorOverride, QEngine engine, bool channelsLast, Span<byte> output)
+    {
+        var shape = AvgPool2dShape(x, kH, kW, sH, sW, pH, pW, ceilMode, divisorOverride);
+        QOps.RequireOutput(output, (long)shape[0] * shape[1] * shape[2] * shape[3], "avg_pool2d");
+        AvgPool2dCore(x, shape, kH, kW, sH, sW, pH, pW, ceilMode, countIncludePad, divisorOverride, engine, channelsLast, output);
+    }
+
+    private static int[] AvgPool2dShape(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode, int? divisorOverride)
+    {
         Check2d(x, kH, kW, sH, sW, pH, pW, "avg_pool2d");
         if (divisorOverride is <= 0) throw new QuantToolsException(ErrorCode.InvalidArgument, "avg_pool2d: divisor_override must be positive");
-        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
-        int oh = OutputSize(h, kH, pH, sH, ceilMode), ow = OutputSize(w, kW, pW, sW, ceilMode);
-        var y = QOps.NewLike(x, [n, c, oh, ow], out var dst);
+        int h = x.Shape[2], w = x.Shape[3];
+        return [x.Shape[0], x.Shape[1], OutputSize(h, kH, pH, sH, ceilMode), OutputSize(w, kW, pW, sW, ceilMode)];
+    }
+
+    private static void AvgPool2dCore(QTensor x, int[] shape, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode,
+        bool countIncludePad, int? divisorOverride, QEngine engine, bool channelsLast, Span<byte> dst)
+    {
+        int n = shape[0], c = shape[1], oh = shape[2], ow = shape[3], h = x.Shape[2], w = x.Shape[3];
         var src = QOps.Bytes(x);
         bool signed = QOps.IsSigned(x.DType);
         var g = new PoolKernels.Geometry(n * c, h, w, oh, ow, kH, kW, sH, sW, pH, pW);
@@ -80,7 +126,6 @@ public static class QPool
             PoolKernels.AvgPoolNhwc(src, dst, signed, n, c, g, zp, zp, 1.0f, countIncludePad, divisorOverride);
         else
             PoolKernels.AvgPoolNchw(src, dst, signed, g, zp, zp, 1.0, countIncludePad, divisorOverride);
-        return y;
     }
 
     /// <summary>
@@ -100,7 +145,7 @@ public static class QPool
             int kh = h / outH, kw = w / outW;
             return AvgPool2d(x, kh, kw, kh, kw, 0, 0, false, true, null, engine);
         }
-        var y = QOps.NewLike(x, [n, c, outH, outW], out var dst);
+        var y = QOps.NewLikeOutput(x, [n, c, outH, outW], out var dst);
         PoolKernels.AdaptiveAvgNchw(QOps.Bytes(x), dst, QOps.IsSigned(x.DType), n * c, h, w, outH, outW);
         return y;
     }
@@ -117,7 +162,7 @@ public static class QPool
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         if (h * w == 0) throw new QuantToolsException(ErrorCode.ShapeMismatch, "mean over an empty H x W");
         int[] shape = keepDim ? [n, c, 1, 1] : [n, c];
-        var y = QOps.NewLike(x, shape, out var dst);
+        var y = QOps.NewLikeOutput(x, shape, out var dst);
         var src = QOps.Bytes(x);
         bool signed = QOps.IsSigned(x.DType);
         int hw = h * w, zp = (int)x.QParams.ZeroPoint;

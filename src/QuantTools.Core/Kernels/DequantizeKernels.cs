@@ -50,16 +50,9 @@ public static unsafe class DequantizeKernels
         fixed (byte* pq = q)
         fixed (float* py = y)
         {
-            if (q.Length >= QuantizeKernels.ParallelThreshold && Parallelism.MaxThreads > 1)
-            {
-                nint sq = (nint)pq, sy = (nint)py; int n = q.Length, ch = QuantizeKernels.ParallelChunk;
-                Parallel.For(0, (n + ch - 1) / ch, c =>
-                {
-                    int b = c * ch, e = Math.Min(n, b + ch);
-                    RunU8(path, (byte*)sq + b, (float*)sy + b, e - b, sf, zp);
-                });
-            }
-            else RunU8(path, pq, py, q.Length, sf, zp);
+            nint sq = (nint)pq, sy = (nint)py;
+            Parallelism.ForRanges(q.Length, QuantizeKernels.ParallelThreshold, QuantizeKernels.ParallelChunk,
+                (b, e) => RunU8(path, (byte*)sq + b, (float*)sy + b, e - b, sf, zp));
         }
     }
 
@@ -72,16 +65,9 @@ public static unsafe class DequantizeKernels
         fixed (sbyte* pq = q)
         fixed (float* py = y)
         {
-            if (q.Length >= QuantizeKernels.ParallelThreshold && Parallelism.MaxThreads > 1)
-            {
-                nint sq = (nint)pq, sy = (nint)py; int n = q.Length, ch = QuantizeKernels.ParallelChunk;
-                Parallel.For(0, (n + ch - 1) / ch, c =>
-                {
-                    int b = c * ch, e = Math.Min(n, b + ch);
-                    RunS8(path, (sbyte*)sq + b, (float*)sy + b, e - b, sf, zp);
-                });
-            }
-            else RunS8(path, pq, py, q.Length, sf, zp);
+            nint sq = (nint)pq, sy = (nint)py;
+            Parallelism.ForRanges(q.Length, QuantizeKernels.ParallelThreshold, QuantizeKernels.ParallelChunk,
+                (b, e) => RunS8(path, (sbyte*)sq + b, (float*)sy + b, e - b, sf, zp));
         }
     }
 
@@ -94,16 +80,9 @@ public static unsafe class DequantizeKernels
         fixed (int* pq = q)
         fixed (float* py = y)
         {
-            if (q.Length >= QuantizeKernels.ParallelThreshold && Parallelism.MaxThreads > 1)
-            {
-                nint sq = (nint)pq, sy = (nint)py; int n = q.Length, ch = QuantizeKernels.ParallelChunk;
-                Parallel.For(0, (n + ch - 1) / ch, c =>
-                {
-                    int b = c * ch, e = Math.Min(n, b + ch);
-                    RunI32(path, (int*)sq + b, (float*)sy + b, e - b, sf, zp);
-                });
-            }
-            else RunI32(path, pq, py, q.Length, sf, zp);
+            nint sq = (nint)pq, sy = (nint)py;
+            Parallelism.ForRanges(q.Length, QuantizeKernels.ParallelThreshold, QuantizeKernels.ParallelChunk,
+                (b, e) => RunI32(path, (int*)sq + b, (float*)sy + b, e - b, sf, zp));
         }
     }
 

@@ -17,4 +17,22 @@ public static class Parallelism
     }
 
     public static ParallelOptions Options => new() { MaxDegreeOfParallelism = _maxThreads };
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(begin, end) over [0, n): in one call when n is below <paramref name="threshold"/>
+    /// or one thread is allowed, else in chunks of <paramref name="chunk"/> elements across the allowed threads.
+    /// </summary>
+    public static void ForRanges(int n, int threshold, int chunk, Action<int, int> body)
+    {
+        if (n < threshold || _maxThreads <= 1)
+        {
+            body(0, n);
+            return;
+        }
+        Parallel.For(0, (n + chunk - 1) / chunk, Options, c =>
+        {
+            int b = c * chunk;
+            body(b, Math.Min(n, b + chunk));
+        });
+    }
 }

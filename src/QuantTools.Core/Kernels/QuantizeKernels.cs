@@ -88,17 +88,8 @@ public static unsafe class QuantizeKernels
         fixed (float* px = x)
         fixed (byte* pq = q)
         {
-            if (x.Length >= ParallelThreshold && Parallelism.MaxThreads > 1)
-            {
-                nint sx = (nint)px, sq = (nint)pq;
-                int n = x.Length, chunks = (n + ParallelChunk - 1) / ParallelChunk;
-                Parallel.For(0, chunks, Parallelism.Options, c =>
-                {
-                    int b = c * ParallelChunk, e = Math.Min(n, b + ParallelChunk);
-                    RunU8(path, (float*)sx + b, (byte*)sq + b, e - b, inv, zp);
-                });
-            }
-            else RunU8(path, px, pq, x.Length, inv, zp);
+            nint sx = (nint)px, sq = (nint)pq;
+            Parallelism.ForRanges(x.Length, ParallelThreshold, ParallelChunk, (b, e) => RunU8(path, (float*)sx + b, (byte*)sq + b, e - b, inv, zp));
         }
     }
 
@@ -112,17 +103,8 @@ public static unsafe class QuantizeKernels
         fixed (float* px = x)
         fixed (sbyte* pq = q)
         {
-            if (x.Length >= ParallelThreshold && Parallelism.MaxThreads > 1)
-            {
-                nint sx = (nint)px, sq = (nint)pq;
-                int n = x.Length, chunks = (n + ParallelChunk - 1) / ParallelChunk;
-                Parallel.For(0, chunks, Parallelism.Options, c =>
-                {
-                    int b = c * ParallelChunk, e = Math.Min(n, b + ParallelChunk);
-                    RunS8(path, (float*)sx + b, (sbyte*)sq + b, e - b, inv, zp);
-                });
-            }
-            else RunS8(path, px, pq, x.Length, inv, zp);
+            nint sx = (nint)px, sq = (nint)pq;
+            Parallelism.ForRanges(x.Length, ParallelThreshold, ParallelChunk, (b, e) => RunS8(path, (float*)sx + b, (sbyte*)sq + b, e - b, inv, zp));
         }
     }
 
@@ -136,17 +118,8 @@ public static unsafe class QuantizeKernels
         fixed (float* px = x)
         fixed (int* pq = q)
         {
-            if (x.Length >= ParallelThreshold && Parallelism.MaxThreads > 1)
-            {
-                nint sx = (nint)px, sq = (nint)pq;
-                int n = x.Length, chunks = (n + ParallelChunk - 1) / ParallelChunk;
-                Parallel.For(0, chunks, Parallelism.Options, c =>
-                {
-                    int b = c * ParallelChunk, e = Math.Min(n, b + ParallelChunk);
-                    RunI32(path, (float*)sx + b, (int*)sq + b, e - b, inv, zp);
-                });
-            }
-            else RunI32(path, px, pq, x.Length, inv, zp);
+            nint sx = (nint)px, sq = (nint)pq;
+            Parallelism.ForRanges(x.Length, ParallelThreshold, ParallelChunk, (b, e) => RunI32(path, (float*)sx + b, (int*)sq + b, e - b, inv, zp));
         }
     }
 

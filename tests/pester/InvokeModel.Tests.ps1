@@ -113,4 +113,34 @@ catch { 'error=' + `$_.Exception.Message }
         ($r.Output | Where-Object { $_ -like 'x86=*' }) | Should -Be ('x86=' + (Import-QuantTensor (Join-Path $models 'seed_convnet.safetensors') -Name output).Data.Length)
         ($r.Output | Where-Object { $_ -like 'error=*' }) | Should -BeLike '*-Engine libtorch is not installed*module/bin/torch*'
     }
+
+    It 'says why when libtorch''s native library cannot load (GLIBCXX_3.4.32 not marked weak)' {
+        # Only meaningful where the system libstdc++ lacks GLIBCXX_3.4.32 (Debian 12): the unpatched NuGet copy then fails.
+        $libstdcxx = '/usr/lib/x86_64-linux-gnu/libstdc++.so.6'
+        $nuget = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { ((& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim() }
+        $unpatched = Join-Path $nuget 'torchsharp/0.107.0/runtimes/linux-x64/native/libLibTorchSharp.so'
+        if (-not (Test-Path $libstdcxx) -or -not (Test-Path $unpatched) -or
+            [System.Text.Encoding]::ASCII.GetString([System.IO.File]::ReadAllBytes($libstdcxx)).Contains('GLIBCXX_3.4.32')) {
+            Set-ItResult -Skipped -Because 'the system libstdc++ has GLIBCXX_3.4.32 (or the NuGet copy is absent), so nothing fails to load'
+            return
+        }
+        $copy = Join-Path $TestDrive 'QuantToolsBadNative'
+        New-Item -ItemType Directory -Force (Join-Path $copy 'module/bin/torch') | Out-Null
+        Copy-Item $Manifest $copy
+        Get-ChildItem (Join-Path $RepoRoot 'module') | Where-Object Name -ne 'bin' | Copy-Item -Destination (Join-Path $copy 'module') -Recurse
+        Get-ChildItem (Join-Path $RepoRoot 'module/bin') | Where-Object Name -ne 'torch' | Copy-Item -Destination (Join-Path $copy 'module/bin') -Recurse
+        foreach ($f in Get-ChildItem (Join-Path $RepoRoot 'module/bin/torch') -File | Where-Object Name -ne 'libLibTorchSharp.so') {
+            New-Item -ItemType SymbolicLink -Path (Join-Path $copy "module/bin/torch/$($f.Name)") -Target $f.FullName | Out-Null
+        }
+        Copy-Item $unpatched (Join-Path $copy 'module/bin/torch/libLibTorchSharp.so')
+        $script = @"
+Import-Module '$(Join-Path $copy 'QuantTools.psd1')' -ErrorAction Stop
+`$x = Import-QuantTensor '$models/seed_convnet.safetensors' -Name input
+try { Invoke-QuantModel '$models/seed_convnet.torchscript.pt' -InputObject `$x -Engine libtorch -ErrorAction Stop; 'no error' }
+catch { 'error=' + `$_.Exception.Message }
+"@
+        $r = Invoke-QTFreshPwsh $script
+        $err = $r.Output | Where-Object { $_ -like 'error=*' }
+        $err | Should -BeLike "*libtorch could not be loaded*GLIBCXX_3.4.32' not found*marked GLIBCXX_3.4.32 weak*"
+    }
 }

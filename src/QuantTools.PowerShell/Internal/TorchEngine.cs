@@ -84,7 +84,13 @@ internal sealed class TorchEngine : IDisposable
             {
                 string reason;
                 try { NativeLibrary.Load(native); reason = "unknown"; }
-                catch (Exception e) { reason = e.Message; }
+                catch (Exception e)
+                {
+                    // keep the dynamic loader's line, drop .NET's generic advice about strace / LD_DEBUG
+                    reason = System.Text.RegularExpressions.Regex.Replace(e.Message, @"In order to help diagnose.*?environment variable:", " ",
+                        System.Text.RegularExpressions.RegexOptions.Singleline);
+                    reason = System.Text.RegularExpressions.Regex.Replace(reason, @"\s+", " ").Trim().TrimEnd('.');
+                }
                 throw new QuantToolsException(ErrorCode.NotSupported,
                     $"libtorch could not be loaded from {dir}: {reason}. On a libstdc++ older than GCC 13's the build must have " +
                     "marked GLIBCXX_3.4.32 weak in libLibTorchSharp.so (Invoke-QTBuild does; rebuild if the file was copied from elsewhere)");

@@ -111,7 +111,9 @@ public sealed class LibTorchModelTests(ITestOutputHelper output)
         var golden = Golden(model, "input");
         var span = golden.AsSpan<float>();
         float lo = span.ToArray().Min(), hi = span.ToArray().Max();
-        var rng = new Random(model.GetHashCode(StringComparison.Ordinal) & 0xffff ^ 20260701);
+        // a fixed seed per model (string.GetHashCode is randomized per process): see NearTies_* for why random seeds
+        // can, rarely, hit a requantization near-tie where libtorch on this CPU rounds the other way
+        var rng = new Random(20260701 + Array.IndexOf(CoreModels, model));
         var report = new StringBuilder();
         int cases = model == "shufflenet_v2_x0_5" ? 6 : 24, mismatches = 0;
         long elements = 0;
@@ -138,6 +140,89 @@ public sealed class LibTorchModelTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// On random inputs our x86 profile and libtorch 2.10 on this CPU (both oneDNN for seed_convnet's convs) differ, about
+    /// once per hundred 4-image batches, in one conv output element by one step, always where the exact requantized
+    /// value lies within a few 1e-6 of a rounding tie (e.g. 43.4999983, 124.5000101): float32 evaluation order decides
+    /// those. Our profile reproduces PyTorch 2.11's golden data from an AVX512-VNNI Xeon bit for bit; libtorch 2.10's
+    /// oneDNN on this AMD Zen 4 rounds some of these near-ties the other way (the 43.4999983 case comes out as
+    /// libtorch's 44 when 1/s_out is applied as a multiplication rather than a division; the 124.5000101 case is
+    /// not explained by any float32 order of the requantization formula, so an f32-accumulating kernel is likely).
+    /// This test finds such batches, then feeds our own quantized input of every conv to libtorch's submodule alone
+    /// and requires each differing element to be off by exactly one step at a near-tie - and nothing else to differ.
+    /// </summary>
+    [Fact]
+    public void NearTies_SeedConvnet_AreTheOnlyDifferences()
+    {
+        var path = TorchScript("seed_convnet");
+        var ex = new ModelExecutor(TorchScriptFrontEnd.Build(path), QEngine.X86);
+        using var lt = LibTorchModel.Load(path, 1);
+        using var ts = TorchSharp.torch.jit.load(path);
+        var subs = ts.named_modules().ToDictionary(p => p.Item1, p => p.Item2);
+        var golden = Golden("seed_convnet", "input");
+        var g = golden.AsSpan<float>().ToArray();
+        float lo = g.Min(), hi = g.Max();
+        var rng = new Random(1);
+        int batches = 0, differing = 0, nearTies = 0;
+        var bad = new StringBuilder();
+        for (int c = 0; c < 300; c++)
+        {
+            var x = RandomInput(rng, golden.Shape, lo, hi, 0);
+            var a = ex.Run(x, captureLayers: true);
+            var b = lt.Run(x);
+            batches++;
+            if (a.Output.AsBytes().SequenceEqual(b.Output.AsBytes())) continue;
+            differing++;
+            string prev = "quant";
+            foreach (var layer in new[] { "conv1", "conv2", "conv3" })
+            {
+                var inQ = a.Layer(prev)!.Value;
+                var outQ = a.Layer(layer)!.Value;
+                var cp = (ConvPackedParams)ex.Graph.Nodes.First(n => n.ModulePath == layer && n.Inputs.Count > 1 && n.Inputs[1].Constant is ConvPackedParams).Inputs[1].Constant!;
+                using var scope = TorchSharp.torch.NewDisposeScope();
+                var theirs = TorchBridge.QFromTorch((TorchSharp.torch.Tensor)((TorchSharp.torch.jit.ScriptModule)subs[layer]).forward(TorchBridge.ToTorch(inQ)));
+                var o = outQ.IntRepr.AsSpan<byte>();
+                var t = theirs.IntRepr.AsSpan<byte>();
+                for (int i = 0; i < o.Length; i++)
+                {
+                    if (o[i] == t[i]) continue;
+                    double exact = ExactRequantized(inQ, outQ, cp, i);
+                    double frac = exact - Math.Floor(exact);
+                    bool nearTie = Math.Abs(frac - 0.5) < 1e-4 && Math.Abs(o[i] - t[i]) == 1;
+                    if (nearTie) nearTies++;
+                    else bad.AppendLine($"batch {c} {layer}[{i}]: ours {o[i]}, libtorch {t[i]}, exact {exact:R}");
+                    output.WriteLine($"batch {c} {layer}[{i}]: ours {o[i]}, libtorch {t[i]}, exact requantized value {exact:R}");
+                }
+                prev = layer;
+            }
+        }
+        output.WriteLine($"{batches} random batches: {differing} with a different output; {nearTies} conv elements off by one at a near-tie");
+        Assert.True(bad.Length == 0, bad.ToString());
+    }
+
+    /// <summary>(sum (x - zp_x) * w) * s_x * s_w + bias) / s_out + zp_out in double, for a 3x3 pad-1 stride-1 conv (seed_convnet's).</summary>
+    private static double ExactRequantized(QTensor x, QTensor y, ConvPackedParams cp, int index)
+    {
+        int[] sh = y.Shape;
+        int hw = sh[2] * sh[3], n = index / (sh[1] * hw), c = index / hw % sh[1], oy = index % hw / sh[3], ox = index % sh[3];
+        var w = cp.Weight;
+        int ci = w.Shape[1], h = x.Shape[2], wd = x.Shape[3];
+        var wi = w.IntRepr.AsSpan<sbyte>();
+        var xi = x.IntRepr.AsSpan<byte>();
+        long acc = 0;
+        for (int k = 0; k < ci; k++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++)
+                {
+                    int yy = oy + ky - 1, xx = ox + kx - 1;
+                    if (yy < 0 || yy >= h || xx < 0 || xx >= wd) continue;
+                    acc += (xi[((n * ci + k) * h + yy) * wd + xx] - x.QParams.ZeroPoint) * wi[((c * ci + k) * 3 + ky) * 3 + kx];
+                }
+        double sw = w.QParams.IsPerChannel ? w.QParams.Scales[c] : w.QParams.Scale;
+        double bias = cp.Bias is null ? 0 : cp.Bias.GetDouble(c);
+        return (acc * x.QParams.Scale * sw + bias) / y.QParams.Scale + y.QParams.ZeroPoint;
+    }
+
+    /// <summary>
     /// Model/engine pairs where our profile and libtorch 2.10 (TorchSharp 0.107's libtorch) disagree on this host on
     /// random inputs by one output quantization step. The profiles were made against PyTorch 2.11 on an Intel Xeon;
     /// whether the cause is the libtorch version or the CPU (oneDNN picks kernels by ISA and vendor) is not yet
@@ -146,7 +231,7 @@ public sealed class LibTorchModelTests(ITestOutputHelper output)
     private static readonly Dictionary<(string, string), string> KnownDifferences = new()
     {
         // observed 2026-07 on the AMD EPYC (Zen 4, AVX512-VNNI) dev host, libtorch 2.10.0:
-        [("seed_convnet", "onednn")] = "rare: 1 of 1152 outputs in 1 of 9 batches, by one output step (0.0203)",
+        [("seed_convnet", "onednn")] = "rare: 1 of 1152 outputs in 1 of 9 batches, by one output step (0.0203): a requantization near-tie as in NearTies_SeedConvnet",
         [("dynamic_mlp", "onednn")] = "most batches, float output by 1 to 4 ulp (dynamic linear's float dequantize/bias order)",
         [("relu6_eager", "qnnpack")] = "every batch, up to ~22 output steps (0.058)",
         [("relu6_fx", "qnnpack")] = "every batch, up to ~22 output steps (0.058)",

@@ -38,6 +38,32 @@ function Get-QTNuGetPackages {
     return ($line -replace '^global-packages:\s*', '').Trim()
 }
 
+function Publish-QTTorch {
+    # -Engine libtorch: QuantTools.Torch + TorchSharp + the linux-x64 libtorch natives in module/bin/torch, which the
+    # module loads only when that engine is asked for (src/QuantTools.PowerShell/Internal/TorchEngine.cs). The publish
+    # target of src/QuantTools.Torch/build/QuantTools.Torch.targets marks GLIBCXX_3.4.32 weak in this copy of
+    # libLibTorchSharp.so where the system libstdc++ lacks it. Skipped (with a note) where it cannot run: not linux-x64,
+    # or QT_SKIP_TORCH=1.
+    param([string] $Configuration, [string] $Deps)
+    $torch = Join-Path $ModuleBin 'torch'
+    $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+    if ($env:QT_SKIP_TORCH -eq '1' -or -not $IsLinux -or [System.Runtime.InteropServices.RuntimeInformation]::OSArchitecture -ne 'X64') {
+        if (Test-Path $torch) { Remove-Item -Recurse -Force $torch }
+        Write-Host "module/bin/torch not built ($rid$(if ($env:QT_SKIP_TORCH -eq '1') { ', QT_SKIP_TORCH=1' })): -Engine libtorch will say it is not installed" -ForegroundColor Yellow
+        return
+    }
+    Invoke-Dotnet publish src/QuantTools.Torch/QuantTools.Torch.csproj -c $Configuration -o $torch -v m -nologo '-clp:NoSummary' |
+        Where-Object { $_ -match 'QuantTools.Torch:|error|warn' } | Out-Host
+    # Core and its dependencies load from bin/deps (one copy in the module's load context); libtorch's test and
+    # Python-binding libraries are never loaded by TorchSharp.
+    $drop = @(Get-ChildItem $Deps -File | ForEach-Object Name) + @('QuantTools.Torch.deps.json',
+        'libtorch_python.so', 'libjitbackend_test.so', 'libtorchbind_test.so', 'libbackend_with_compiler.so',
+        'libnnapi_backend.so', 'libaoti_custom_ops.so')
+    foreach ($f in $drop) { Remove-Item -LiteralPath (Join-Path $torch $f) -Force -ErrorAction SilentlyContinue }
+    $mb = [math]::Round(((Get-ChildItem $torch -File | Measure-Object Length -Sum).Sum) / 1MB)
+    Write-Host "libtorch engine: $torch ($mb MB)" -ForegroundColor DarkGray
+}
+
 function Invoke-QTBuild {
     param([string] $Configuration = 'Release')
     Push-Location $Root
@@ -45,9 +71,11 @@ function Invoke-QTBuild {
         Invoke-Dotnet build src/QuantTools.PowerShell/QuantTools.PowerShell.csproj -c $Configuration -v q -nologo
         # Cmdlet assembly at module/bin; Core and its dependencies at module/bin/deps (own AssemblyLoadContext).
         $deps = Join-Path $ModuleBin 'deps'
-        if (Test-Path $ModuleBin) { Remove-Item -Recurse -Force $ModuleBin }
+        # bin/torch (~450 MB) is kept between builds: its publish below only copies what changed.
+        if (Test-Path $ModuleBin) { Get-ChildItem $ModuleBin | Where-Object Name -ne 'torch' | Remove-Item -Recurse -Force }
         New-Item -ItemType Directory -Force $deps | Out-Null
         Invoke-Dotnet publish src/QuantTools.Core/QuantTools.Core.csproj -c $Configuration -o $deps -v q -nologo
+        Publish-QTTorch -Configuration $Configuration -Deps $deps
         $psOut = Join-Path $Root "src/QuantTools.PowerShell/bin/$Configuration/net10.0"
         Copy-Item (Join-Path $psOut 'QuantTools.PowerShell.dll') $ModuleBin
         Copy-Item (Join-Path $psOut 'QuantTools.PowerShell.pdb') $ModuleBin -ErrorAction SilentlyContinue

@@ -5,6 +5,8 @@ Builds the model graph from the TorchScript archive (the module tree and the for
 
 Each piped tensor, each -InputObject, and each tensor in the -InputPath files is one batch; one result per batch comes out, with the float Output, the QuantizedOutput where the model ends quantized, and with -CaptureLayers every layer's quantized output and qparams by layer name (the module path, as in the state_dict). -OutputPath writes the output and the captured layers as one .safetensors file (qparams kept) or as a folder of .npy files named by layer.
 
+-Engine libtorch runs the same TorchScript file through libtorch itself, in-process (torch.jit.load and forward through TorchSharp, libtorch's default x86 engine, torch.set_num_threads from -ThrottleLimit): PyTorch's own answer for any input, as a second opinion. It gives no per-layer capture (libtorch runs forward as one call): with -CaptureLayers it warns and Layers stays empty. The module loads QuantTools.Torch and libtorch (module/bin/torch, linux-x64 only) only when this engine is asked for; where it is missing or cannot load, the error says why.
+
 An op or construct the graph builder does not support is an error that names it and the source line; nothing is skipped silently. Ctrl+C stops between layers.
 '@
     Parameters  = @{
@@ -13,13 +15,13 @@ An op or construct the graph builder does not support is an error that names it 
         Architecture  = 'For an eager state_dict (.pt, zip or legacy): a YAML file that lists the modules in forward order, what each does, its hyperparameters and, for residual adds and cats, its inputs. A state_dict holds only weights and qparams. Examples for the golden models: examples/architectures/seed_convnet.yaml and relu6_eager.yaml.'
         InputObject   = 'An input batch: a float tensor (e.g. from Import-QuantTensor), or numbers.'
         InputPath     = 'Tensor files (.npy, .npz, .safetensors); every tensor in them is one batch.'
-        Engine        = 'The engine whose arithmetic to reproduce: x86 (default), fbgemm, qnnpack, onednn or fbgemm-avx2.'
+        Engine        = 'The engine whose arithmetic to reproduce: x86 (default), fbgemm, qnnpack, onednn or fbgemm-avx2; or libtorch, to run the file through libtorch itself in-process (no per-layer capture).'
         CaptureLayers = 'Keep every layer''s quantized output with its qparams (the Layers property).'
         OutputPath    = 'Write the output and every layer: a .safetensors file, or a folder of .npy files named by layer (batchN subfolders after the first batch).'
-        ThrottleLimit = 'How many threads the kernels may use (default: all cores). The results do not depend on it.'
+        ThrottleLimit = 'How many threads the kernels may use (default: all cores); with -Engine libtorch, torch.set_num_threads. The results do not depend on it.'
     }
     Inputs      = @(@{ Type = 'QuantTools.Core.Tensors.Tensor'; Description = 'Input batches.' })
-    Outputs     = @(@{ Type = 'QuantTools.Core.Models.Execution.ModelResult'; Description = 'Output (float), QuantizedOutput, Outputs, Layers (Name, Kind, Value, QParams); note properties Batch, Engine, InputName.' })
+    Outputs     = @(@{ Type = 'QuantTools.Core.Models.Execution.ModelResult'; Description = 'Output (float), QuantizedOutput, Outputs, Layers (Name, Kind, Value, QParams); note properties Batch, Engine, InputName (and EngineDetail, e.g. "libtorch 2.10.0.0 (x86)", with -Engine libtorch).' })
     Examples    = @(
         @{
             Title   = 'Run the forum thread''s network on its golden input'
@@ -30,6 +32,11 @@ An op or construct the graph builder does not support is an error that names it 
             Title   = 'Run an eager state_dict with its architecture file'
             Code    = '$m = ''./tests/fixtures/golden/pytorch-2.11/core/models''; Import-QuantTensor "$m/relu6_eager.safetensors" -Name input | Invoke-QuantModel "$m/relu6_eager.state_dict.pt" -Architecture ./examples/architectures/relu6_eager.yaml'
             Remarks = 'The same output as the TorchScript file gives, bit for bit.'
+        }
+        @{
+            Title   = 'Second opinion from libtorch on a random input'
+            Code    = '$m = ''./tests/fixtures/golden/pytorch-2.11/core/models/seed_convnet.torchscript.pt''; $x = Import-QuantTensor ./tests/fixtures/golden/pytorch-2.11/core/models/seed_convnet.safetensors -Name input; $ours = Invoke-QuantModel $m -InputObject $x; $lt = Invoke-QuantModel $m -InputObject $x -Engine libtorch; [Linq.Enumerable]::SequenceEqual([float[]]$ours.Output.Data, [float[]]$lt.Output.Data)'
+            Remarks = 'True: on an AVX512-VNNI CPU libtorch''s x86 engine takes the same paths as the x86 profile.'
         }
         @{
             Title   = 'Dump every layer for a comparison with another runtime'

@@ -15,7 +15,8 @@ using QuantTools.Benchmarks;
 
 // Usage: dotnet run -c Release --project src/QuantTools.Benchmarks -- [--full] [filter ...]
 //   filter: substrings (case-insensitive) of a row name, benchmark method or category, e.g. "quantize",
-//   "histogram", "libtorch"; '*' / '?' globs are matched against Class.Method. No filter runs everything.
+//   "histogram", "libtorch", "model" (the whole-model rows), "mobilenet"; '*' / '?' globs are matched against
+//   Class.Method. No filter runs everything.
 // Writes artifacts/bench/results.json at the repository root and prints the table.
 
 bool full = args.Contains("--full");
@@ -23,7 +24,7 @@ var filters = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToA
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine("dotnet run -c Release --project src/QuantTools.Benchmarks -- [--full] [filter ...]");
-    Console.WriteLine("rows: " + string.Join(", ", Rows.All.Select(r => r.Name)));
+    Console.WriteLine("rows: " + string.Join(", ", Rows.All.Select(r => r.Name).Concat(ModelBenchmarks.RowNames)));
     return 0;
 }
 
@@ -115,6 +116,26 @@ foreach (var row in Rows.All)
     }
 }
 
+// Whole-model rows (issue 5): a Stopwatch harness after the BenchmarkDotNet rows; see ModelBenchmarks.
+var modelResults = ModelBenchmarks.Selected(filters) ? ModelBenchmarks.Run(repoRoot, filters, full, Console.Out) : [];
+foreach (var r in modelResults)
+{
+    double? ratio = r.TorchMs is { } tm ? tm / r.OursMs : null;
+    results.Add(new JsonObject
+    {
+        ["name"] = r.Name,
+        ["ours_ms"] = Round(r.OursMs),
+        ["peer"] = "libtorch",
+        ["peer_ms"] = Round(r.TorchMs),
+        ["ratio"] = Round(ratio),
+        ["ours_alloc_mb_per_run"] = Round(r.AllocMbPerRun),
+        ["ours_peak_working_set_mb"] = Round(r.PeakWorkingSetMb),
+        ["same_output"] = r.SameOutput,
+    });
+    table.Add([r.Name, Fmt(r.OursMs), "libtorch", Fmt(r.TorchMs), ratio is { } q ? q.ToString("0.00", CultureInfo.InvariantCulture) : "-",
+        r.ReferenceMs is { } rf ? rf.ToString("0.000", CultureInfo.InvariantCulture) : "-"]);
+}
+
 var json = results.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 var jsonPath = Path.Combine(outDir, "results.json");
 File.WriteAllText(jsonPath, json + Environment.NewLine);
@@ -124,6 +145,7 @@ Console.WriteLine($"QuantTools benchmarks ({job.Id} job, in-process, single thre
 Console.WriteLine(singleThread + "; libtorch: torch.set_num_threads(1)");
 Console.WriteLine(Rows.Format(["name", "ours_ms", "peer", "peer_ms", "ratio", "PyTorch 2.11 Xeon ms (reference only)"], table));
 Console.Write(KernelRows.Report(medians));
+if (modelResults.Count > 0) Console.Write(ModelBenchmarks.Report(modelResults));
 foreach (var m in unavailable.Distinct())
     Console.WriteLine($"skipped {m}: the Core API it measures is not in this build yet (Quantizer / ObserverFactory)");
 foreach (var (m, why) in kernelSkips)

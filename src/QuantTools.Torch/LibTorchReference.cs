@@ -43,6 +43,73 @@ public static class LibTorchReference
         set { EnsureLoaded(); torch.set_num_threads(value); }
     }
 
+    // ---- torch.backends.quantized.engine: TorchSharp does not bind it, so libtorch_cpu.so's C++ entry points are called
+    // directly (at::globalContext(), at::Context::qEngine() const, supportedQEngines(), setQEngine(c10::QEngine)).
+    // c10::QEngine is a uint8_t enum: NoQEngine 0, FBGEMM 1, QNNPACK 2, ONEDNN 3, X86 4.
+    private static readonly string[] QEngineNames = ["none", "fbgemm", "qnnpack", "onednn", "x86"];
+
+    private sealed unsafe class ContextApi
+    {
+        public readonly delegate* unmanaged<IntPtr> GlobalContext;
+        public readonly delegate* unmanaged<IntPtr, byte> QEngine;
+        public readonly delegate* unmanaged<IntPtr, IntPtr> SupportedQEngines;
+        public readonly delegate* unmanaged<IntPtr, byte, void> SetQEngine;
+
+        public ContextApi()
+        {
+            var dir = Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? "";
+            var path = Path.Combine(dir, "libtorch_cpu.so");
+            var lib = File.Exists(path) ? System.Runtime.InteropServices.NativeLibrary.Load(path)
+                : System.Runtime.InteropServices.NativeLibrary.Load("libtorch_cpu.so");
+            IntPtr F(string name) => System.Runtime.InteropServices.NativeLibrary.GetExport(lib, name);
+            GlobalContext = (delegate* unmanaged<IntPtr>)F("_ZN2at13globalContextEv");
+            QEngine = (delegate* unmanaged<IntPtr, byte>)F("_ZNK2at7Context7qEngineEv");
+            SupportedQEngines = (delegate* unmanaged<IntPtr, IntPtr>)F("_ZN2at7Context17supportedQEnginesEv");
+            SetQEngine = (delegate* unmanaged<IntPtr, byte, void>)F("_ZN2at7Context10setQEngineEN3c107QEngineE");
+        }
+    }
+
+    private static readonly Lazy<ContextApi> Context = new(() => { EnsureLoaded(); return new ContextApi(); });
+
+    /// <summary>The engines this libtorch build supports (<c>torch.backends.quantized.supported_engines</c>).</summary>
+    public static unsafe IReadOnlyList<string> SupportedQEngines
+    {
+        get
+        {
+            var c = Context.Value;
+            // const std::vector<QEngine>&: begin and end pointers are the vector's first two words.
+            var v = (byte**)c.SupportedQEngines(c.GlobalContext());
+            var list = new List<string>();
+            for (byte* p = v[0]; p < v[1]; p++) list.Add(*p < QEngineNames.Length ? QEngineNames[*p] : $"engine{*p}");
+            return list;
+        }
+    }
+
+    /// <summary>
+    /// libtorch's current quantized engine (<c>torch.backends.quantized.engine</c>): x86, fbgemm, onednn or qnnpack.
+    /// Set it before <c>torch.jit.load</c>: loading prepacks quantized weights for the current engine.
+    /// </summary>
+    public static unsafe string QEngine
+    {
+        get
+        {
+            var c = Context.Value;
+            byte e = c.QEngine(c.GlobalContext());
+            return e < QEngineNames.Length ? QEngineNames[e] : $"engine{e}";
+        }
+        set
+        {
+            var name = value.Trim().ToLowerInvariant() switch { "mkldnn" => "onednn", var n => n };
+            int e = Array.IndexOf(QEngineNames, name);
+            // setQEngine throws a C++ exception for an unsupported engine, which must not cross into .NET: check first.
+            if (e <= 0 || !SupportedQEngines.Contains(name))
+                throw new QuantToolsException(ErrorCode.NotSupported,
+                    $"libtorch engine '{value}' is not supported here; supported: {string.Join(", ", SupportedQEngines)}");
+            var c = Context.Value;
+            c.SetQEngine(c.GlobalContext(), (byte)e);
+        }
+    }
+
     /// <summary>libtorch's version string as TorchSharp reports it.</summary>
     public static string Version { get { EnsureLoaded(); return torch.__version__; } }
 

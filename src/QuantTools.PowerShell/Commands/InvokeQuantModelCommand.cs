@@ -11,11 +11,12 @@ namespace QuantTools.PowerShell.Commands;
 
 /// <summary>
 /// Runs a quantized TorchScript model with QuantTools' integer kernels, exactly as the chosen PyTorch engine does.
-/// Each piped tensor (or -InputObject, or each tensor of -InputPath files) is one batch.
+/// Each piped tensor (or -InputObject, or each tensor of -InputPath files) is one batch. <c>-Engine libtorch</c> runs the
+/// same file through libtorch in-process instead (QuantTools.Torch, loaded only then).
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "QuantModel", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(ModelResult))]
-public sealed class InvokeQuantModelCommand : QuantCmdlet
+public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
 {
     private const string PathSet = "Path";
     private const string ModelSet = "Model";
@@ -38,7 +39,7 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet
     public string[]? InputPath { get; set; }
 
     [Parameter]
-    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", IgnoreCase = true)]
+    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", "libtorch", IgnoreCase = true)]
     public string Engine { get; set; } = "x86";
 
     /// <summary>Keep every layer's quantized output with its qparams.</summary>
@@ -55,19 +56,32 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet
     public int ThrottleLimit { get; set; } = Environment.ProcessorCount;
 
     private ModelExecutor? _executor;
+    private TorchEngine? _torch;
+    private bool _warnedNoLayers;
     private int _batch;
     private int _previousThreads;
 
     protected override void BeginProcessing()
     {
         var file = ParameterSetName == ModelSet ? Model!.Source : GetUnresolvedProviderPathFromPSPath(Path);
-        var engine = QEngineInfo.Parse(Engine);
         _previousThreads = Parallelism.MaxThreads;
         Parallelism.MaxThreads = ThrottleLimit;
-        var arch = Architecture is null ? null : GetUnresolvedProviderPathFromPSPath(Architecture);
-        _executor = OrThrow(file, () => arch is null
-            ? ModelExecutor.Load(file, engine)
-            : new ModelExecutor(Core.Models.Graph.ArchitectureFrontEnd.Build(file, arch), engine));
+        if (IsLibTorch)
+        {
+            // PyTorch's own answer: the same TorchScript file through libtorch in-process (loaded on first use only).
+            if (Architecture is not null)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Engine libtorch runs TorchScript files; -Architecture is for state_dicts run by QuantTools' own engines"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, Architecture));
+            _torch = OrThrow(file, () => TorchEngine.Load(file, ThrottleLimit));
+        }
+        else
+        {
+            var engine = QEngineInfo.Parse(Engine);
+            var arch = Architecture is null ? null : GetUnresolvedProviderPathFromPSPath(Architecture);
+            _executor = OrThrow(file, () => arch is null
+                ? ModelExecutor.Load(file, engine)
+                : new ModelExecutor(Core.Models.Graph.ArchitectureFrontEnd.Build(file, arch), engine));
+        }
         if (InputPath is not null)
             foreach (var p in InputPath)
             {
@@ -90,12 +104,21 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet
         Cancel.ThrowIfCancellationRequested();
         _batch++;
         WriteProgress(new ProgressRecord(2, "Invoke-QuantModel", $"batch {_batch}{(name is null ? "" : $" ({name})")}"));
-        var result = _executor!.Run(input, CaptureLayers || OutputPath is not null, Cancel);
+        bool capture = CaptureLayers || OutputPath is not null;
+        if (_torch is not null && CaptureLayers && !_warnedNoLayers)
+        {
+            _warnedNoLayers = true;
+            WriteWarning("-Engine libtorch gives no per-layer capture: libtorch runs the TorchScript forward as one call and exposes " +
+                         "no layer activations, so Layers stays empty (and -OutputPath holds only the output). Run the same input with " +
+                         "-Engine x86 -CaptureLayers for every layer; its output equals libtorch's bit for bit where libtorch takes the same path.");
+        }
+        var result = _torch is not null ? _torch.Run(input, capture, Cancel) : _executor!.Run(input, capture, Cancel);
         if (OutputPath is not null) Save(result, _batch);
         var ps = PSObject.AsPSObject(result);
         ps.Properties.Add(new PSNoteProperty("Batch", _batch));
         if (name is not null) ps.Properties.Add(new PSNoteProperty("InputName", name));
-        ps.Properties.Add(new PSNoteProperty("Engine", _executor.Engine.TorchName()));
+        ps.Properties.Add(new PSNoteProperty("Engine", _torch is not null ? "libtorch" : _executor!.Engine.TorchName()));
+        if (_torch is not null) ps.Properties.Add(new PSNoteProperty("EngineDetail", _torch.EngineName));
         WriteObject(ps);
     }
 
@@ -125,9 +148,20 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet
         }
     }
 
+    /// <summary>PowerShell disposes the cmdlet after the pipeline, also when it was stopped: frees libtorch's module.</summary>
+    public void Dispose()
+    {
+        _torch?.Dispose();
+        _torch = null;
+    }
+
+    private bool IsLibTorch => string.Equals(Engine, "libtorch", StringComparison.OrdinalIgnoreCase);
+
     protected override void EndProcessing()
     {
         Parallelism.MaxThreads = _previousThreads;
+        _torch?.Dispose();
+        _torch = null;
         WriteProgress(new ProgressRecord(2, "Invoke-QuantModel", "done") { RecordType = ProgressRecordType.Completed });
     }
 

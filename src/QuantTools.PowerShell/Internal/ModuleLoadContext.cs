@@ -17,21 +17,49 @@ public sealed class ModuleLoadContext : AssemblyLoadContext
     public static string DependencyFolder { get; } =
         Path.Combine(Path.GetDirectoryName(typeof(ModuleLoadContext).Assembly.Location)!, "deps");
 
+    /// <summary>
+    /// QuantTools.Torch, TorchSharp and the libtorch natives (linux-x64): probed only after something loads from it,
+    /// which only <c>-Engine libtorch</c> does (see <see cref="TorchEngine"/>), so importing the module never touches it.
+    /// </summary>
+    public static string TorchFolder { get; } =
+        Path.Combine(Path.GetDirectoryName(typeof(ModuleLoadContext).Assembly.Location)!, "torch");
+
+    private volatile bool _torchEnabled;
+
+    /// <summary>Lets this context resolve assemblies and natives from <see cref="TorchFolder"/> too.</summary>
+    internal void EnableTorchFolder() => _torchEnabled = true;
+
     public static ModuleLoadContext Instance { get; } = new(DependencyFolder);
 
     private ModuleLoadContext(string dir) : base("QuantTools", isCollectible: false) => _dir = dir;
 
     protected override Assembly? Load(AssemblyName name)
     {
-        var path = Path.Combine(_dir, name.Name + ".dll");
         // Our own copy wins inside this context; anything we do not ship (System.*, PowerShell) comes from the default one.
-        return File.Exists(path) ? LoadFromAssemblyPath(path) : null;
+        foreach (var dir in Folders())
+        {
+            var path = Path.Combine(dir, name.Name + ".dll");
+            if (File.Exists(path)) return LoadFromAssemblyPath(path);
+        }
+        return null;
     }
 
     protected override IntPtr LoadUnmanagedDll(string unmanagedDllName)
     {
-        var path = Path.Combine(_dir, unmanagedDllName);
-        return File.Exists(path) ? LoadUnmanagedDllFromPath(path) : IntPtr.Zero;
+        // DllImport("LibTorchSharp") asks for the bare name: try it as given, then as lib<name>.so.
+        foreach (var dir in Folders())
+            foreach (var file in new[] { unmanagedDllName, "lib" + unmanagedDllName + ".so", unmanagedDllName + ".so" })
+            {
+                var path = Path.Combine(dir, file);
+                if (File.Exists(path)) return LoadUnmanagedDllFromPath(path);
+            }
+        return IntPtr.Zero;
+    }
+
+    private IEnumerable<string> Folders()
+    {
+        yield return _dir;
+        if (_torchEnabled) yield return TorchFolder;
     }
 }
 

@@ -50,6 +50,9 @@ public sealed class ModelExecutor
     public ModelGraph Graph { get; }
     public QEngine Engine { get; }
 
+    /// <summary>When set, called after every node with its wall time in milliseconds (profiling; null costs nothing).</summary>
+    public Action<GraphNode, double>? NodeTimer { get; set; }
+
     private readonly object?[] _prepared;
     private readonly Dictionary<string, int> _lastUse = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<string>> _layersOfValue = new(StringComparer.Ordinal);
@@ -168,6 +171,8 @@ public sealed class ModelExecutor
                 args[i] = op.IsValue ? (env.TryGetValue(op.Value!, out var v) ? v : throw NodeError(n, $"value %{op.Value} is not computed", null)) : op.Constant;
             }
             object?[] outs;
+            var timer = NodeTimer;
+            long t0 = timer is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 outs = Execute(n, args);
@@ -180,6 +185,7 @@ public sealed class ModelExecutor
             {
                 throw NodeError(n, e.Message, args, e);
             }
+            timer?.Invoke(n, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             for (int o = 0; o < n.Outputs.Count; o++)
             {
                 env[n.Outputs[o]] = outs[o];

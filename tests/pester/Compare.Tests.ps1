@@ -106,6 +106,37 @@ Describe 'Compare-QuantOutput' {
         finally { Remove-Item -Recurse -Force $dir }
     }
 
+    It 'renders the HTML report in headless Chromium (table and both charts visible)' {
+        $chromium = Get-QTChromium
+        if (-not $chromium) {
+            Set-ItResult -Skipped -Because 'Chromium is not installed and could not be installed (apt-get chromium)'
+            return
+        }
+        $dir = New-ShiftedDumpFolder
+        try {
+            $html = Join-Path $dir 'r.html'
+            $null = Compare-QuantOutput $GoldenJson $dir -LayerMap @{ '\d+_(.*)' = '$1' } -MaxLsb 0 -Report $html
+            $png = Join-Path $dir 'r.png'
+            $profileDir = Join-Path $dir 'chromium-profile'
+            $flags = @('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+                '--disable-component-update', '--disable-sync', "--user-data-dir=$profileDir", '--hide-scrollbars')
+            & $chromium @flags --window-size=1200,1400 "--screenshot=$png" "file://$html" 2>&1 | Out-Null
+            Test-Path $png | Should -BeTrue
+            $bytes = [IO.File]::ReadAllBytes($png)
+            # PNG signature and IHDR width/height (big-endian at offsets 16 and 20)
+            $bytes[1..3] | Should -Be @(0x50, 0x4E, 0x47)
+            [BitConverter]::ToInt32([byte[]]($bytes[19], $bytes[18], $bytes[17], $bytes[16]), 0) | Should -Be 1200
+            $bytes.Length | Should -BeGreaterThan 20000 -Because 'a blank page compresses to a few KB'
+            # the DOM Chromium built holds the table rows and both charts
+            $dom = (& $chromium @flags --dump-dom "file://$html" 2>$null) -join "`n"
+            $dom | Should -Match '<svg[^>]+id="sqnr-chart"'
+            $dom | Should -Match '<svg[^>]+id="lsb-histogram"'
+            $dom | Should -Match 'conv1'
+            if ($env:QT_KEEP_SCREENSHOT) { Copy-Item $png $env:QT_KEEP_SCREENSHOT }
+        }
+        finally { Remove-Item -Recurse -Force $dir }
+    }
+
     It 'has help for every parameter and an example' {
         $h = Get-Help Compare-QuantOutput -Full
         $h.examples.example.Count | Should -BeGreaterThan 0

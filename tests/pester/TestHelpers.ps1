@@ -23,3 +23,16 @@ function Get-QTPwshCommand {
     if ((Split-Path -Leaf $exe) -like 'dotnet*') { return @($exe, (Join-Path $PSHOME 'pwsh.dll')) }
     return @($exe)
 }
+
+function Get-QTChromium {
+    # Debian's chromium, installed by the test setup when missing (root with apt-get, as on this project's machines).
+    $c = Get-Command chromium, chromium-browser -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($c) { return $c.Source }
+    $apt = Get-Command apt-get -ErrorAction SilentlyContinue
+    if (-not $apt -or (& id -u) -ne '0') { return $null }
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    & apt-get update -qq 2>&1 | Out-Null
+    & apt-get install -y -qq chromium 2>&1 | Out-Null
+    $c = Get-Command chromium -ErrorAction SilentlyContinue
+    if ($c) { return $c.Source } else { return $null }
+}

@@ -57,3 +57,11 @@ Get-QParams -Path $model | Format-Table Name, Kind, InputScale, InputZeroPoint, 
 
 Section 'Lint: qparams that will hurt on deployment'
 Test-QuantModel -Path $model | Where-Object Rule -eq 'ClampBoundOutOfRange' | Format-List Layer, Rule, Message | Out-Host
+
+Section 'Run the forum thread''s network with PyTorch''s x86 integer arithmetic, and compare with PyTorch''s own output'
+$models = Join-Path $root 'tests/fixtures/golden/pytorch-2.11/core/models'
+$x = Import-QuantTensor (Join-Path $models 'seed_convnet.safetensors') -Name input
+$golden = Import-QuantTensor (Join-Path $models 'seed_convnet.safetensors') -Name output
+$run = $x | Invoke-QuantModel (Join-Path $models 'seed_convnet.torchscript.pt') -CaptureLayers
+$run.Layers | Format-Table -AutoSize | Out-Host
+Compare-QuantOutput -Reference $golden -Difference $run.Output | Format-Table Layer, Sqnr, MaxAbsError, Passed -AutoSize | Out-Host

@@ -148,26 +148,22 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         }
     }
 
-    /// <summary>PowerShell disposes the cmdlet after the pipeline, also when it was stopped: frees libtorch's module.</summary>
+    /// <summary>
+    /// PowerShell disposes the cmdlet after the pipeline, also when it was stopped or failed: frees libtorch's module
+    /// and restores the thread limit this command changed.
+    /// </summary>
     public void Dispose()
     {
         _torch?.Dispose();
         _torch = null;
+        if (_previousThreads > 0) Parallelism.MaxThreads = _previousThreads;
     }
 
     private bool IsLibTorch => string.Equals(Engine, "libtorch", StringComparison.OrdinalIgnoreCase);
 
     protected override void EndProcessing()
     {
-        Parallelism.MaxThreads = _previousThreads;
-        _torch?.Dispose();
-        _torch = null;
         WriteProgress(new ProgressRecord(2, "Invoke-QuantModel", "done") { RecordType = ProgressRecordType.Completed });
     }
 
-    protected override void StopProcessing()
-    {
-        base.StopProcessing();
-        Parallelism.MaxThreads = _previousThreads;
-    }
 }

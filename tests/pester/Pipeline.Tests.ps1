@@ -27,14 +27,14 @@ Describe 'Invoke-QuantPipeline' {
     It 'runs the example pipeline on the bundled models and writes every report' {
         $out = Join-Path $TestDrive 'example'
         $r = Invoke-QuantPipeline $example -OutputPath $out -ThrottleLimit 2 -FailOnRegression
-        $r.Count | Should -Be 13
+        $r.Count | Should -Be 16
         @($r | Where-Object Status -ne 'Passed').Job | Should -BeNullOrEmpty
         foreach ($f in 'results.json', 'results.csv', 'junit.xml', 'summary.md') { Join-Path $out $f | Should -Exist }
-        (Get-ChildItem (Join-Path $out 'jobs') -Filter *.json).Count | Should -Be 13
+        (Get-ChildItem (Join-Path $out 'jobs') -Filter *.json).Count | Should -Be 16
         [xml] $junit = Get-Content -Raw (Join-Path $out 'junit.xml')
         $asserts = ($r | ForEach-Object { $_.Steps } | ForEach-Object { $_.Assertions }).Count
         @($junit.SelectNodes('//testcase')).Count | Should -Be $asserts
-        (Import-Csv (Join-Path $out 'results.csv')).Count | Should -Be 13
+        (Import-Csv (Join-Path $out 'results.csv')).Count | Should -Be 16
         Join-Path $out 'jobs' | Get-ChildItem -Recurse -Filter qparams.csv | Should -HaveCount 2
     }
 
@@ -115,11 +115,11 @@ jobs:
             $s.Process.ExitCode | Should -Be 0 -Because $s.Process.StandardError.ReadToEnd()
         }
         $counts = $shards | ForEach-Object { (Get-Content -Raw (Join-Path $_.Dir 'results.json') | ConvertFrom-Json).Jobs.Count }
-        ($counts | Measure-Object -Sum).Sum | Should -Be 13
+        ($counts | Measure-Object -Sum).Sum | Should -Be 16
         $merged = Join-Path $TestDrive 'merged'
         $summary = Merge-QuantReport $shards.Dir -OutputPath $merged
-        $summary.Jobs | Should -Be 13
-        $summary.Passed | Should -Be 13
+        $summary.Jobs | Should -Be 16
+        $summary.Passed | Should -Be 16
         Get-QTNormalizedResults $merged | Should -BeExactly (Get-QTNormalizedResults $single)
         (Import-Csv (Join-Path $merged 'results.csv')).Job | Should -Be (Import-Csv (Join-Path $single 'results.csv')).Job
     }

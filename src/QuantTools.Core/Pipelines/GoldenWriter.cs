@@ -103,14 +103,15 @@ public static class GoldenWriter
             if (c?["layer_outputs_for_input0"] is not JsonArray recs) continue;
             foreach (var rec in recs)
             {
-                if (rec?["module"]?.GetValue<string>() is not { } module || rec["int"]?.GetValue<string>() is not { } intName) continue;
+                // {module, type, y: {int, dtype, qscheme, shape, scale, zero_point}}
+                if (rec?["module"]?.GetValue<string>() is not { } module || rec["y"] is not JsonObject y || y["int"]?.GetValue<string>() is not { } intName) continue;
                 map[intName] = module;
                 var layer = run.Layer(module);
-                if (layer is null || layer.QParams.IsPerChannel || rec["scale"] is null) continue;
-                if (rec["scale"]!.GetValue<double>() != layer.QParams.Scale || rec["zero_point"]!.GetValue<long>() != layer.QParams.ZeroPoint)
+                if (layer is null || layer.QParams.IsPerChannel || y["scale"] is null || y["zero_point"] is null) continue;
+                if (y["scale"]!.GetValue<double>() != layer.QParams.Scale || y["zero_point"]!.GetValue<long>() != layer.QParams.ZeroPoint)
                 {
-                    rec["scale"] = layer.QParams.Scale;
-                    rec["zero_point"] = layer.QParams.ZeroPoint;
+                    y["scale"] = layer.QParams.Scale;
+                    y["zero_point"] = layer.QParams.ZeroPoint;
                     changed = true;
                 }
             }

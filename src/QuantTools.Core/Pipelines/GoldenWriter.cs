@@ -44,6 +44,17 @@ public static class GoldenWriter
         return written;
     }
 
+    /// <summary>The files rewriting <paramref name="path"/> may touch: a golden JSON and its companion .safetensors, else the path.</summary>
+    public static IEnumerable<string> FilesOf(string path)
+    {
+        yield return path;
+        if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || !File.Exists(path)) yield break;
+        string? file = null;
+        try { file = JsonNode.Parse(File.ReadAllText(path))?["file"]?.GetValue<string>(); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or IOException) { }
+        if (!string.IsNullOrEmpty(file)) yield return Path.Combine(Path.GetDirectoryName(path)!, file);
+    }
+
     public static List<string> Rewrite(string path, ModelResult run, IReadOnlyDictionary<string, string> layerFor, IReadOnlySet<string> outputs)
     {
         if (Directory.Exists(path))

@@ -156,7 +156,7 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
         var set = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var j in jobs)
             foreach (var t in j.Steps.SkipWhile(s => s is not RunStep).SelectMany(s => s.GoldenFiles))
-                set.Add(t.Path);
+                foreach (var f in GoldenWriter.FilesOf(t.Path)) set.Add(f);
         return set.ToList();
     }
 

@@ -176,6 +176,34 @@ public class CompareStepTests
     }
 
     [Fact]
+    public void AgainstTheFloatModelWhereTheGoldenHasFloatOutput()
+    {
+        using var d = new PipelineDir();
+        var src = SafeTensorsFile.Open(Path.Combine(Models, "seed_convnet.safetensors")).ReadAll().ToList();
+        var output = src.Single(t => t.Name == "output").Tensor.ToFloat32();
+        var f = (float[])output.AsSpan<float>().ToArray();
+        for (int i = 0; i < f.Length; i++) f[i] += (i % 7 - 3) * 0.001f;   // a float model close to the quantized one
+        SafeTensorsFile.Write(Path.Combine(d.Dir, "golden.safetensors"), [.. src, ("float_output", new Tensor(DType.Float32, output.Shape, f))]);
+        var def = d.Valid($$$"""
+            jobs:
+              - name: f
+                models: "{{{Models}}}/seed_convnet.torchscript.pt"
+                inputs: [{file: golden.safetensors, tensors: [input]}]
+                steps:
+                  - run
+                  - compare: {against: {golden: golden.safetensors}, tensor: float_output, layers: false, min_sqnr: 30}
+                  - assert:
+                      - {metric: compare.sqnr, min: 30}
+                      - {metric: compare.first_diverging_layer}
+            """);
+        var r = Assert.Single(RunAll(new PipelineRunner(def.Jobs, Path.Combine(d.Dir, "out"))));
+        Assert.True(r.Status == PipelineStatus.Passed, string.Join("\n", r.Failures));
+        var row = Assert.Single(r.Steps.Single(s => s.Step == "compare").Layers!);
+        Assert.Equal("output", row.Layer);
+        Assert.True(row.Sqnr is > 30 and < 200);
+    }
+
+    [Fact]
     public void AgainstAnotherEngineGivesPerLayerMetrics()
     {
         using var d = new PipelineDir();

@@ -27,14 +27,14 @@ Describe 'Invoke-QuantPipeline' {
     It 'runs the example pipeline on the bundled models and writes every report' {
         $out = Join-Path $TestDrive 'example'
         $r = Invoke-QuantPipeline $example -OutputPath $out -ThrottleLimit 2 -FailOnRegression
-        $r.Count | Should -Be 13
+        $r.Count | Should -Be 16
         @($r | Where-Object Status -ne 'Passed').Job | Should -BeNullOrEmpty
         foreach ($f in 'results.json', 'results.csv', 'junit.xml', 'summary.md') { Join-Path $out $f | Should -Exist }
-        (Get-ChildItem (Join-Path $out 'jobs') -Filter *.json).Count | Should -Be 13
+        (Get-ChildItem (Join-Path $out 'jobs') -Filter *.json).Count | Should -Be 16
         [xml] $junit = Get-Content -Raw (Join-Path $out 'junit.xml')
         $asserts = ($r | ForEach-Object { $_.Steps } | ForEach-Object { $_.Assertions }).Count
         @($junit.SelectNodes('//testcase')).Count | Should -Be $asserts
-        (Import-Csv (Join-Path $out 'results.csv')).Count | Should -Be 13
+        (Import-Csv (Join-Path $out 'results.csv')).Count | Should -Be 16
         Join-Path $out 'jobs' | Get-ChildItem -Recurse -Filter qparams.csv | Should -HaveCount 2
     }
 
@@ -101,6 +101,62 @@ jobs:
         Get-Content -Raw (Join-Path $out 'summary.md') | Should -BeLike '*| qat/epoch7.state_dict.pt | assert | conv1 | qparams.OutputScale |*'
     }
 
+    It 'compares every layer with a golden file: passes on the bundled models, names layer and metric when perturbed, -UpdateGolden -Force rewrites it' {
+        $dir = Join-Path $TestDrive 'compare'
+        New-Item -ItemType Directory $dir | Out-Null
+        foreach ($f in 'seed_convnet.json', 'seed_convnet.safetensors', 'seed_convnet.torchscript.pt') { Copy-Item (Join-Path $models $f) $dir }
+        $yaml = Join-Path $dir 'compare.yaml'
+        Set-Content -LiteralPath $yaml -Value @"
+jobs:
+  - name: cmp
+    models: seed_convnet.torchscript.pt
+    inputs: [{file: "$((Join-Path $models 'seed_convnet.safetensors') -replace '\\', '/')", tensors: [input]}]
+    steps:
+      - run
+      - compare: {against: {golden: seed_convnet.json}, max_lsb: 0}
+      - assert:
+          - {metric: compare.first_diverging_layer}
+          - {metric: compare.max_lsb, max: 0}
+"@
+        $ok = Invoke-QuantPipeline $yaml -OutputPath (Join-Path $dir 'out1') -FailOnRegression
+        $ok.Status | Should -Be 'Passed'
+        $rows = ((Get-Content -Raw (Join-Path $dir 'out1/results.json') | ConvertFrom-Json).Jobs[0].Steps | Where-Object Step -eq 'compare').Layers
+        $rows.Layer | Should -Be @('quant', 'conv1', 'bn1', 'act1', 'conv2', 'bn2', 'act2', 'conv3', 'output')
+        @($rows | Where-Object { -not $_.Passed }) | Should -BeNullOrEmpty
+
+        # perturb one integer of act2 in the golden's companion file
+        $null = Get-QParams -InputObject 1.0
+        $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'QuantTools.Core' } | Select-Object -First 1
+        $st = $core.GetType('QuantTools.Core.Formats.SafeTensorsFile')
+        $golden = Join-Path $dir 'seed_convnet.safetensors'
+        $file = $st::Open($golden)
+        $all = $file.ReadAll($false)
+        $t = ($all | Where-Object { $_.Item1 -eq 'act/act2/int' }).Item2
+        $t.Data[7] = [byte](($t.Data[7] + 2) % 256)
+        $st::Write("$golden.new", $all, $file.Metadata)
+        Move-Item -Force "$golden.new" $golden
+        $before = (Get-FileHash $golden).Hash
+
+        $bad = Invoke-QuantPipeline $yaml -OutputPath (Join-Path $dir 'out2') -FailOnRegression:$false
+        $bad.Status | Should -Be 'Failed'
+        $first = $bad.Failures | Where-Object Metric -eq 'compare.first_diverging_layer'
+        $first.Layer | Should -Be 'act2'
+        $first.Message | Should -BeLike "*first diverging layer 'act2'*"
+        ($bad.Failures | Where-Object Metric -eq 'compare.max_lsb').Layer | Should -Be 'act2'
+        [xml] $junit = Get-Content -Raw (Join-Path $dir 'out2/junit.xml')
+        ($junit.SelectNodes('//testcase[failure]') | ForEach-Object { $_.failure.type }) | Should -Contain 'compare.first_diverging_layer'
+
+        # -WhatIf only lists; -UpdateGolden -Force rewrites and lists what it wrote; then the plain run passes
+        Invoke-QuantPipeline $yaml -OutputPath (Join-Path $dir 'whatif') -UpdateGolden -WhatIf | Should -BeNullOrEmpty
+        (Get-FileHash $golden).Hash | Should -Be $before
+        $up = Invoke-QuantPipeline $yaml -OutputPath (Join-Path $dir 'out3') -UpdateGolden -Force -InformationVariable info -FailOnRegression
+        $up.Status | Should -Be 'Passed'
+        $up.GoldenWritten | Should -Be @($golden)
+        ($info | ForEach-Object { "$_" }) -join "`n" | Should -BeLike "*rewrote $golden*"
+        (Get-FileHash $golden).Hash | Should -Not -Be $before
+        (Invoke-QuantPipeline $yaml -OutputPath (Join-Path $dir 'out4') -FailOnRegression).Status | Should -Be 'Passed'
+    }
+
     It 'runs 4 shards as separate processes that merge into the single-run report' {
         $shards = 1..4 | ForEach-Object {
             $dir = Join-Path $TestDrive "shard$_"
@@ -115,11 +171,11 @@ jobs:
             $s.Process.ExitCode | Should -Be 0 -Because $s.Process.StandardError.ReadToEnd()
         }
         $counts = $shards | ForEach-Object { (Get-Content -Raw (Join-Path $_.Dir 'results.json') | ConvertFrom-Json).Jobs.Count }
-        ($counts | Measure-Object -Sum).Sum | Should -Be 13
+        ($counts | Measure-Object -Sum).Sum | Should -Be 16
         $merged = Join-Path $TestDrive 'merged'
         $summary = Merge-QuantReport $shards.Dir -OutputPath $merged
-        $summary.Jobs | Should -Be 13
-        $summary.Passed | Should -Be 13
+        $summary.Jobs | Should -Be 16
+        $summary.Passed | Should -Be 16
         Get-QTNormalizedResults $merged | Should -BeExactly (Get-QTNormalizedResults $single)
         (Import-Csv (Join-Path $merged 'results.csv')).Job | Should -Be (Import-Csv (Join-Path $single 'results.csv')).Job
     }

@@ -49,7 +49,19 @@ public sealed class AssertStep : PipelineStep
         ["output.max_diff_lsb"] = ("run", ["golden", "tensor", "engine", "batch", "lsb"]),
         ["output.equal"] = ("run", ["golden", "tensor", "engine", "batch"]),
         ["layer.max_diff"] = ("run", ["layer", "golden", "tensor", "engine", "batch"]),
+        ["compare.sqnr"] = ("compare", ["layer", "engine", "step"]),
+        ["compare.max_lsb"] = ("compare", ["layer", "engine", "step"]),
+        ["compare.mse"] = ("compare", ["layer", "engine", "step"]),
+        ["compare.max_abs_error"] = ("compare", ["layer", "engine", "step"]),
+        ["compare.mean_abs_error"] = ("compare", ["layer", "engine", "step"]),
+        ["compare.cosine"] = ("compare", ["layer", "engine", "step"]),
+        ["compare.exact_ratio"] = ("compare", ["layer", "engine", "step"]),
+        ["compare.failed_layers"] = ("compare", ["engine", "step"]),
+        ["compare.first_diverging_layer"] = ("compare", ["engine", "step"]),
     };
+
+    /// <summary>Metrics that check a condition and take no threshold.</summary>
+    private static bool NoThreshold(string metric) => metric is "output.equal" or "compare.first_diverging_layer";
 
     private static readonly string[] Common = ["metric", "name", "equals", "tolerance", "min", "max"];
 
@@ -58,6 +70,7 @@ public sealed class AssertStep : PipelineStep
     {
         public string Expected =>
             Metric == "output.equal" ? "bit-identical" :
+            Metric == "compare.first_diverging_layer" ? "no diverging layer" :
             EqualsValue is { } e ? (Tolerance > 0 ? $"== {F(e)} ± {F(Tolerance)}" : $"== {F(e)}") :
             Min is { } lo && Max is { } hi ? $"{F(lo)} <= x <= {F(hi)}" :
             Min is { } l ? $">= {F(l)}" : $"<= {F(Max!.Value)}";
@@ -70,6 +83,8 @@ public sealed class AssertStep : PipelineStep
     private readonly List<Check> _checks = new();
     private bool _capture;
     public override bool NeedsCapture => _capture;
+    public override IEnumerable<GoldenTarget> GoldenFiles =>
+        _checks.Where(c => c.Golden is not null).Select(c => new GoldenTarget(c.Golden!, c.Engine, c.Batch, c.Metric == "layer.max_diff" ? c.Layer : null, c.Tensor));
 
     public override void Configure(StepArgs args)
     {
@@ -126,9 +141,10 @@ public sealed class AssertStep : PipelineStep
             var min = a.Double("min");
             var max = a.Double("max");
             var tol = a.Double("tolerance") ?? 0;
-            if (metric == "output.equal")
+            if (NoThreshold(metric))
             {
-                if (eq is not null || min is not null || max is not null) a.Error("assert: output.equal takes no equals/min/max (it requires identical bits)");
+                if (eq is not null || min is not null || max is not null)
+                    a.Error($"assert: {metric} takes no equals/min/max ({(metric == "output.equal" ? "it requires identical bits" : "it requires that no layer diverges past the compare step's thresholds")})");
             }
             else if (eq is null && min is null && max is null)
                 a.Error($"assert: metric '{metric}' needs a threshold: equals (with optional tolerance), min and/or max");
@@ -140,8 +156,19 @@ public sealed class AssertStep : PipelineStep
             var batch = a.Long("batch") ?? 0;
             if (batch < 0) a.Error("batch", "assert: batch must be 0 or more");
             var stepName = a.String("step");
-            if (stepName is not null && !args.Job.Earlier.OfType<CalibrateStep>().Any(c => c.Name == stepName))
+            bool isCompare = metric.StartsWith("compare.", StringComparison.Ordinal);
+            if (stepName is not null && !isCompare && !args.Job.Earlier.OfType<CalibrateStep>().Any(c => c.Name == stepName))
                 a.Error("step", $"assert: no earlier calibrate step named '{stepName}'");
+            if (isCompare)
+            {
+                var compares = args.Job.Earlier.OfType<CompareStep>().ToList();
+                if (stepName is not null && compares.Count > 0 && compares.All(x => x.Name != stepName))
+                    a.Error("step", $"assert: no earlier compare step named '{stepName}'; there is {string.Join(", ", compares.Select(x => x.Name))}");
+                var cmp = compares.LastOrDefault(x => stepName is null || x.Name == stepName);
+                stepName ??= cmp?.Name;
+                if (engine is not null && cmp is not null && !cmp.Engines.Contains(engine))
+                    a.Error("engine", $"assert: engine '{engine}' is not among the compare step's engines ({string.Join(", ", cmp.Engines)})");
+            }
             // without 'step': the calibrate step closest before this assert
             if (metric.StartsWith("calibrate.", StringComparison.Ordinal)) stepName ??= args.Job.Earlier.OfType<CalibrateStep>().LastOrDefault()?.Name;
             if (metric == "layer.max_diff" || (metric == "output.max_diff_lsb" && lsb is null)) _capture = true;
@@ -241,6 +268,17 @@ public sealed class AssertStep : PipelineStep
                 yield return Result(c, metrics.TryGetValue(what, out var v) ? v : null);
                 break;
             }
+            case "compare":
+            {
+                if (!ctx.Comparisons.TryGetValue(c.Step!, out var byEngine))
+                {
+                    yield return Result(c, null, message: $"compare step '{c.Step}' has no results", passed: false);
+                    break;
+                }
+                foreach (var (engine, s) in byEngine)
+                    if (c.Engine is null || c.Engine == engine) yield return CompareMetric(c, what, engine, s);
+                break;
+            }
             default:
                 foreach (var engine in c.Engine is null ? ctx.Runs.Keys.ToList() : [c.Engine])
                     yield return CompareRun(ctx, c, engine);
@@ -291,6 +329,53 @@ public sealed class AssertStep : PipelineStep
         var r = Result(c, inLsb, engine);
         return r.Passed ? r : Result(c, inLsb, engine,
             $"max |output - golden| = {F(maxDiff)} = {F(inLsb)} LSB (scale {F(lsb)}) at flat index {at} ({F(a[at])} vs golden {F(b[at])}), not {c.Expected}", false);
+    }
+
+    private static AssertionResult CompareMetric(Check c, string what, string engine, Compare.ComparisonSummary s)
+    {
+        AssertionResult Named(double? actual, string? layer, string? message = null, bool? passed = null)
+        {
+            var r = Result(c, actual, engine, message, passed);
+            return layer is null || c.Layer is not null ? r : new AssertionResult
+            {
+                Name = r.Name, Metric = r.Metric, Layer = layer, Engine = r.Engine, Expected = r.Expected, Actual = r.Actual, Passed = r.Passed,
+                Message = r.Passed ? null : $"layer '{layer}': {r.Message}",
+            };
+        }
+        if (what == "first_diverging_layer")
+        {
+            var first = s.FirstDivergingLayer;
+            if (first is null) return Named(null, null, passed: true);
+            var row = s.Results.First(r => r.Layer == first);
+            var detail = $"SQNR {F(row.Sqnr)} dB" + (row.MaxLsb is { } ml ? $", max {ml} LSB" : "") + (row.TopHint is { } h ? $"; likely {h}" : "");
+            return Named(row.Index, first, $"first diverging layer '{first}' ({detail})", false);
+        }
+        if (what == "failed_layers")
+        {
+            var r0 = Named(s.Failed, s.FirstDivergingLayer);
+            return r0;
+        }
+        var rows = c.Layer is null ? s.Results.ToList() : s.Results.Where(r => r.Layer == c.Layer).ToList();
+        if (rows.Count == 0)
+            return Named(null, null, c.Layer is null ? "no compared layers" : $"layer '{c.Layer}' was not compared; compared: {string.Join(", ", s.Results.Select(r => r.Layer).Take(30))}", false);
+        double? Value(Compare.ComparisonResult r) => what switch
+        {
+            "sqnr" => r.Sqnr,
+            "max_lsb" => r.MaxLsb,
+            "mse" => r.Mse,
+            "max_abs_error" => r.MaxAbsError,
+            "mean_abs_error" => r.MeanAbsError,
+            "cosine" => r.Cosine,
+            _ => r.ExactRatio,
+        };
+        // lower is worse for sqnr, cosine, exact_ratio; higher for the errors
+        bool lowWorse = what is "sqnr" or "cosine" or "exact_ratio";
+        var valued = rows.Where(r => Value(r) is not null).ToList();
+        if (valued.Count == 0) return Named(null, null, $"no {what} for {(c.Layer is null ? "any compared layer" : $"layer '{c.Layer}'")} (no integers on one grid)", false);
+        // the first layer that breaks the threshold, else the worst one
+        var bad = valued.FirstOrDefault(r => !c.Holds(Value(r)!.Value));
+        var pick = bad ?? (lowWorse ? valued.MinBy(r => Value(r)!.Value) : valued.MaxBy(r => Value(r)!.Value))!;
+        return Named(Value(pick), pick.Layer);
     }
 
     private static Tensor GoldenTensor(Check c)

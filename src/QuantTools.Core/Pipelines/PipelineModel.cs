@@ -97,6 +97,9 @@ public sealed class StepResult
     /// <summary>The artifact written by the step, relative to the output folder.</summary>
     public string? Output { get; set; }
     public string? Message { get; set; }
+    /// <summary>A compare step's per-layer rows (null for other steps).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<CompareLayerRow>? Layers { get; set; }
     public override string ToString() => $"{Step}: {Status}" + (Message is null ? "" : $" ({Message})");
 }
 
@@ -132,6 +135,9 @@ public sealed class PipelineJobResult
     public List<PipelineFailure> Failures { get; init; } = new();
     public string? Error { get; set; }
     public string InputHash { get; init; } = "";
+    /// <summary>The golden files -UpdateGolden rewrote for this job (null otherwise).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? GoldenWritten { get; set; }
     /// <summary>Identifies the process run that produced this result.</summary>
     public string RunId { get; init; } = "";
     /// <summary>True when -Resume reused a result recorded by an earlier run (not saved).</summary>

@@ -28,6 +28,8 @@ public sealed class PipelineRunner
     public string OutputPath { get; }
     public int ThrottleLimit { get; init; } = 1;
     public bool Resume { get; init; }
+    /// <summary>Rewrite the golden files the jobs' steps read from this run (right after each job's run step).</summary>
+    public bool UpdateGolden { get; init; }
     /// <summary>Identifies this run in the result files (resumed results keep the run id that produced them).</summary>
     public string RunId { get; } = Guid.NewGuid().ToString("N")[..12];
     /// <summary>Results of the jobs finished (or resumed) so far, by job id.</summary>
@@ -100,7 +102,7 @@ public sealed class PipelineRunner
             catch (Exception e) when (e is IOException or System.Text.Json.JsonException or UnauthorizedAccessException) { /* run it again */ }
         }
         Trace("started", job);
-        var result = RunJob(job, OutputPath, hash, RunId, cancel);
+        var result = RunJob(job, OutputPath, hash, RunId, cancel, UpdateGolden);
         PipelineJson.WriteAtomic(file, result);
         Trace("finished", job);
         return result;
@@ -119,7 +121,8 @@ public sealed class PipelineRunner
     }
 
     /// <summary>Runs one job's steps in order. Errors end the job (status Error); failed assertions make it Failed.</summary>
-    public static PipelineJobResult RunJob(PipelineJob job, string outputPath, string inputHash, string runId, CancellationToken cancel)
+    public static PipelineJobResult RunJob(PipelineJob job, string outputPath, string inputHash, string runId, CancellationToken cancel,
+        bool updateGolden = false)
     {
         var sw = Stopwatch.StartNew();
         var result = new PipelineJobResult
@@ -127,7 +130,7 @@ public sealed class PipelineRunner
             Job = job.Id, Name = job.Name, Index = job.Index, Pipeline = Path.GetFileName(job.Source), Model = job.ModelName,
             Engines = job.Engines, Matrix = job.Matrix, InputHash = inputHash, RunId = runId, Started = DateTimeOffset.UtcNow,
         };
-        var ctx = new JobContext(job, outputPath, cancel);
+        var ctx = new JobContext(job, outputPath, cancel) { UpdateGolden = updateGolden };
         foreach (var step in job.Steps)
         {
             cancel.ThrowIfCancellationRequested();
@@ -137,6 +140,14 @@ public sealed class PipelineRunner
             try
             {
                 step.Execute(ctx, sr);
+                if (updateGolden && step is RunStep)
+                {
+                    // the steps after this run step read their golden files afresh
+                    var targets = job.Steps.SkipWhile(s => s != step).Skip(1).SelectMany(s => s.GoldenFiles).ToList();
+                    var written = GoldenWriter.Write(ctx, targets);
+                    (result.GoldenWritten ??= new()).AddRange(written);
+                    if (written.Count > 0) sr.Message = $"golden files rewritten: {string.Join(", ", written.Select(Path.GetFileName))}";
+                }
                 sr.Status = sr.Assertions.Any(a => !a.Passed) ? PipelineStatus.Failed : PipelineStatus.Passed;
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested) { throw; }

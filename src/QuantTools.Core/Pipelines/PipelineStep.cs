@@ -30,6 +30,9 @@ public abstract class PipelineStep
     /// <summary>True when the step needs the run step to keep every layer's output.</summary>
     public virtual bool NeedsCapture => false;
 
+    /// <summary>The golden files the step reads, which -UpdateGolden rewrites from the run.</summary>
+    public virtual IEnumerable<GoldenTarget> GoldenFiles => [];
+
     public abstract void Configure(StepArgs args);
 
     public abstract void Execute(JobContext ctx, StepResult result);
@@ -100,7 +103,11 @@ public sealed class JobContext
     public Dictionary<string, double>? QuantizeMetrics { get; set; }
     /// <summary>Engine → one result per input batch, from the last run step.</summary>
     public Dictionary<string, List<ModelResult>> Runs { get; } = new(StringComparer.Ordinal);
-    public bool CaptureRequested => Job.Steps.Any(s => s.NeedsCapture);
+    /// <summary>Compare step name → difference engine → its comparison, from the compare steps so far.</summary>
+    public Dictionary<string, Dictionary<string, Compare.ComparisonSummary>> Comparisons { get; } = new(StringComparer.Ordinal);
+    public bool CaptureRequested => UpdateGolden || Job.Steps.Any(s => s.NeedsCapture);
+    /// <summary>True when the run rewrites the job's golden files (every layer is captured for them).</summary>
+    public bool UpdateGolden { get; init; }
 
     /// <summary>The absolute path for a step's artifact when the job's outputs name one (its folder is created), else null.</summary>
     public string? OutputFile(string kind)

@@ -10,7 +10,7 @@ namespace QuantTools.PowerShell.Commands;
 /// Runs a YAML pipeline of jobs (qparams, lint, calibrate, quantize, run, assert over many checkpoints) in parallel,
 /// writing each job's result as it finishes and the reports (JSON, CSV, JUnit, Markdown) at the end.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Invoke, "QuantPipeline")]
+[Cmdlet(VerbsLifecycle.Invoke, "QuantPipeline", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(PipelineJobResult), typeof(PipelineJob))]
 public sealed class InvokeQuantPipelineCommand : QuantCmdlet
 {
@@ -38,6 +38,12 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
     [Parameter]
     public SwitchParameter FailOnRegression { get; set; }
 
+    [Parameter]
+    public SwitchParameter UpdateGolden { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
     protected override void ProcessRecord()
     {
         var file = GetUnresolvedProviderPathFromPSPath(Path);
@@ -61,8 +67,29 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
             return;
         }
 
+        if (UpdateGolden)
+        {
+            if (Resume)
+                ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, "-UpdateGolden rewrites golden files from a fresh run; it does not go with -Resume"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, file));
+            var goldens = GoldenFiles(jobs);
+            if (goldens.Count == 0)
+            {
+                WriteWarning("-UpdateGolden: no step of the selected jobs reads a golden file (assert with golden:, compare with against: {golden: ...}); nothing to rewrite");
+            }
+            else
+            {
+                var list = string.Join(Environment.NewLine, goldens.Select(g => "  " + g));
+                if (!ShouldProcess($"{goldens.Count} golden file(s):{Environment.NewLine}{list}", "Rewrite from the current run"))
+                    return;
+                if (!Force && !ShouldContinue($"Rewrite {goldens.Count} golden file(s) from this run's outputs and layers?{Environment.NewLine}{list}",
+                        "Invoke-QuantPipeline -UpdateGolden"))
+                    return;
+            }
+        }
+
         var output = GetUnresolvedProviderPathFromPSPath(OutputPath ?? "pipeline-results");
-        var runner = new PipelineRunner(jobs, output) { ThrottleLimit = ThrottleLimit, Resume = Resume };
+        var runner = new PipelineRunner(jobs, output) { ThrottleLimit = ThrottleLimit, Resume = Resume, UpdateGolden = UpdateGolden };
         int previousThreads = Parallelism.MaxThreads;
         // jobs run side by side; each job's kernels share the cores
         Parallelism.MaxThreads = Math.Max(1, Environment.ProcessorCount / Math.Min(ThrottleLimit, Math.Max(1, jobs.Count)));
@@ -79,6 +106,9 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
                     running--;
                     done++;
                     if (f.Result.Status != PipelineStatus.Passed) failed++;
+                    foreach (var g in f.Result.GoldenWritten ?? [])
+                        WriteInformation(new InformationRecord(new HostInformationMessage { Message = $"{f.Job.Id}: rewrote {g}" }, "Invoke-QuantPipeline")
+                        { Tags = { "PSHOST", "UpdateGolden" } });
                     WriteObject(f.Result);
                 }
                 progress.StatusDescription = $"{done}/{jobs.Count} done, {running} running, {failed} failed";
@@ -118,6 +148,16 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
                 ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, RegressionMessage(bad, output)),
                     "QuantTools.PipelineRegression", ErrorCategory.InvalidResult, file));
         }
+    }
+
+    /// <summary>The golden files the jobs' steps after a run step read (what -UpdateGolden rewrites), a golden JSON with its companion.</summary>
+    internal static List<string> GoldenFiles(IEnumerable<PipelineJob> jobs)
+    {
+        var set = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var j in jobs)
+            foreach (var t in j.Steps.SkipWhile(s => s is not RunStep).SelectMany(s => s.GoldenFiles))
+                foreach (var f in GoldenWriter.FilesOf(t.Path)) set.Add(f);
+        return set.ToList();
     }
 
     internal static string RegressionMessage(IReadOnlyList<PipelineJobResult> bad, string output)

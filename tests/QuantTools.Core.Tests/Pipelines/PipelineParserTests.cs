@@ -288,8 +288,9 @@ public class PipelineParserTests
     [Fact]
     public void StepKindsAreDiscoveredFromTheirClasses()
     {
-        Assert.Equal(["assert", "calibrate", "lint", "qparams", "quantize", "run"], PipelineSteps.Kinds);
+        Assert.Equal(["assert", "calibrate", "compare", "lint", "qparams", "quantize", "run"], PipelineSteps.Kinds);
         Assert.IsType<LintStep>(PipelineSteps.Create("lint"));
-        Assert.Null(PipelineSteps.Create("compare"));
+        Assert.IsType<CompareStep>(PipelineSteps.Create("compare"));
+        Assert.Null(PipelineSteps.Create("diff"));
     }
 }

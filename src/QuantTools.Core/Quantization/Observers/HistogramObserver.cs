@@ -314,22 +314,37 @@ public sealed class HistogramObserver : Observer
         var result = new float[bins];
         int j = 0; // upper_bound position of the previous mid-point
         float prev = float.NegativeInfinity;
-        for (int i = 0; i < n; i++)
+        // result[cur] is kept in `acc` while consecutive mid-points fall in the same bin: the same additions in the
+        // same order as adding into result[b] each time, without a store-to-load dependency per mid-point.
+        int cur = 0;
+        float acc = result[0];
+        for (int k = 0, i = 0; k < bins; k++)
         {
-            float lin = i < halfway
-                ? MathF.FusedMultiplyAdd(step, i, origMin)
-                : MathF.FusedMultiplyAdd(-step, n - i, origMax);
-            float mid = lin + halfBin;
-            // bucketize(mid, edges, right=True): first index whose edge is > mid
-            if (!(mid >= prev)) j = UpperBound(edges, mid);
-            else
-                while (j < edges.Length && !(edges[j] > mid)) j++;
-            prev = mid;
-            int b = j - 1;
-            if (b >= bins) b = bins - 1;
-            if (b < 0) b = 0;
-            result[b] += hist[i / UpsampleRate] / (float)UpsampleRate;
+            float add = hist[k] / (float)UpsampleRate; // the same value for the 16 sub-bins of old bin k
+            for (int s = 0; s < UpsampleRate; s++, i++)
+            {
+                float lin = i < halfway
+                    ? MathF.FusedMultiplyAdd(step, i, origMin)
+                    : MathF.FusedMultiplyAdd(-step, n - i, origMax);
+                float mid = lin + halfBin;
+                // bucketize(mid, edges, right=True): first index whose edge is > mid
+                if (!(mid >= prev)) j = UpperBound(edges, mid);
+                else
+                    while (j < edges.Length && !(edges[j] > mid)) j++;
+                prev = mid;
+                int b = j - 1;
+                if (b >= bins) b = bins - 1;
+                if (b < 0) b = 0;
+                if (b != cur)
+                {
+                    result[cur] = acc;
+                    cur = b;
+                    acc = result[b];
+                }
+                acc += add;
+            }
         }
+        result[cur] = acc;
         return result;
     }
 

@@ -161,7 +161,7 @@ public sealed class HistogramObserver : Observer
     /// serialize on one counter.</summary>
     private const int Copies = 4;
     /// <summary>The paths <see cref="CountChunk"/> implements (tests force each against the scalar reference).</summary>
-    internal const KernelPath HistcPaths = KernelPath.Scalar | KernelPath.Avx2 | KernelPath.Avx512;
+    internal const KernelPath HistcPaths = KernelPath.Scalar | KernelPath.Vector128 | KernelPath.Avx2 | KernelPath.Avx512;
 
     private static void HistcCount(ReadOnlySpan<float> x, int bins, float lo, float hi, float[] hist)
     {
@@ -209,7 +209,7 @@ public sealed class HistogramObserver : Observer
     /// <summary>
     /// Counts elements per bin into <see cref="Copies"/> count arrays of <c>bins + 1</c> slots (the last slot takes the
     /// skipped elements), bin = (int)(((x − lo)·bins) / (hi − lo)) in float32 with the last bin closed.
-    /// The vector paths compute 16 (AVX-512) or 8 (AVX2) bins at once with the same float32 division and move them to
+    /// The vector paths compute 16 (AVX-512), 8 (AVX2) or 4 (Vector128) bins at once with the same float32 division and move them to
     /// general registers two at a time (no store and reload); consecutive elements go to different count arrays.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -257,6 +257,30 @@ public sealed class HistogramObserver : Observer
                     var t = Avx.Divide(Avx.Multiply(Avx.Subtract(v, vlo), vnb), vrange);
                     var b = Avx2.Min(Avx.ConvertToVector256Int32WithTruncation(t), vlast);
                     Inc8(Avx2.BlendVariable(vskip, b, inRange.AsInt32()), c0, c1, c2, c3);
+                }
+            }
+            else if (path == KernelPath.Vector128 && Vector128.IsHardwareAccelerated && n >= 4)
+            {
+                // portable 4-wide form (NEON on arm64)
+                var vlo = Vector128.Create(lo);
+                var vhi = Vector128.Create(hi);
+                var vnb = Vector128.Create(nb);
+                var vrange = Vector128.Create(range);
+                var vlast = Vector128.Create(bins - 1);
+                var vskip = Vector128.Create(bins);
+                for (; i <= n - 4; i += 4)
+                {
+                    var v = Vector128.Load(px + i);
+                    var inRange = Vector128.GreaterThanOrEqual(v, vlo) & Vector128.LessThanOrEqual(v, vhi);
+                    var t = (v - vlo) * vnb / vrange;
+                    var b = Vector128.Min(Vector128.ConvertToInt32(t), vlast);
+                    var q = Vector128.ConditionalSelect(inRange.AsInt32(), b, vskip).AsUInt64();
+                    ulong p = q.ToScalar();
+                    c0[(uint)p]++;
+                    c1[p >> 32]++;
+                    p = q.GetElement(1);
+                    c2[(uint)p]++;
+                    c3[p >> 32]++;
                 }
             }
             for (; i < n; i++)

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using QuantTools.Core.Kernels;
@@ -156,18 +157,21 @@ public sealed class HistogramObserver : Observer
     }
 
     private const int ParallelThreshold = 1 << 20;
-    /// <summary>Count arrays per chunk: two alternate so that runs of equal bins do not serialize on one counter,
-    /// while 2 × (bins + 1) ints still fit L1 (four copies measured slower).</summary>
-    private const int Copies = 2;
+    /// <summary>Count arrays per chunk: consecutive elements go to different arrays so that runs of equal bins do not
+    /// serialize on one counter.</summary>
+    private const int Copies = 4;
+    /// <summary>The paths <see cref="CountChunk"/> implements (tests force each against the scalar reference).</summary>
+    internal const KernelPath HistcPaths = KernelPath.Scalar | KernelPath.Vector128 | KernelPath.Avx2 | KernelPath.Avx512;
 
     private static void HistcCount(ReadOnlySpan<float> x, int bins, float lo, float hi, float[] hist)
     {
+        var path = KernelPaths.Choose(HistcPaths);
         int stride = bins + 1; // slot `bins` collects skipped elements
         int chunks = x.Length >= ParallelThreshold ? Math.Min(Kernels.Parallelism.MaxThreads, 8) : 1;
         if (chunks <= 1)
         {
             var counts = new int[Copies * stride];
-            CountChunk(x, bins, lo, hi, counts);
+            CountChunk(x, bins, lo, hi, counts, path);
             AddCounts(counts, Copies, stride, bins, hist);
             return;
         }
@@ -185,7 +189,7 @@ public sealed class HistogramObserver : Observer
                     int s0 = k * per, s1 = Math.Min(len, s0 + per);
                     if (s1 > s0)
                         CountChunk(new ReadOnlySpan<float>(p + s0, s1 - s0), bins, lo, hi,
-                            all.AsSpan(k * Copies * stride, Copies * stride));
+                            all.AsSpan(k * Copies * stride, Copies * stride), path);
                 });
             }
         }
@@ -203,10 +207,13 @@ public sealed class HistogramObserver : Observer
     }
 
     /// <summary>
-    /// Counts elements per bin into two alternating count arrays of <c>bins + 1</c> slots (the last slot takes the
+    /// Counts elements per bin into <see cref="Copies"/> count arrays of <c>bins + 1</c> slots (the last slot takes the
     /// skipped elements), bin = (int)(((x − lo)·bins) / (hi − lo)) in float32 with the last bin closed.
+    /// The vector paths compute 16 (AVX-512), 8 (AVX2) or 4 (Vector128) bins at once with the same float32 division and move them to
+    /// general registers two at a time (no store and reload); consecutive elements go to different count arrays.
     /// </summary>
-    private static unsafe void CountChunk(ReadOnlySpan<float> x, int bins, float lo, float hi, Span<int> countsSpan)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void CountChunk(ReadOnlySpan<float> x, int bins, float lo, float hi, Span<int> countsSpan, KernelPath path)
     {
         float nb = bins;
         float range = hi - lo;
@@ -216,8 +223,26 @@ public sealed class HistogramObserver : Observer
         fixed (float* px = x)
         fixed (int* c0 = countsSpan)
         {
-            int* c1 = c0 + stride;
-            if (Avx2.IsSupported && n >= 8)
+            int* c1 = c0 + stride, c2 = c1 + stride, c3 = c2 + stride;
+            if (path == KernelPath.Avx512 && Avx512F.IsSupported && n >= 32)
+            {
+                var vlo = Vector512.Create(lo);
+                var vhi = Vector512.Create(hi);
+                var vnb = Vector512.Create(nb);
+                var vrange = Vector512.Create(range);
+                var vlast = Vector512.Create(bins - 1);
+                var vskip = Vector512.Create(bins);
+                for (; i <= n - 32; i += 32)
+                {
+                    var b0 = Bins512(Avx512F.LoadVector512(px + i), vlo, vhi, vnb, vrange, vlast, vskip);
+                    var b1 = Bins512(Avx512F.LoadVector512(px + i + 16), vlo, vhi, vnb, vrange, vlast, vskip);
+                    Inc8(b0.GetLower(), c0, c1, c2, c3);
+                    Inc8(b0.GetUpper(), c0, c1, c2, c3);
+                    Inc8(b1.GetLower(), c0, c1, c2, c3);
+                    Inc8(b1.GetUpper(), c0, c1, c2, c3);
+                }
+            }
+            else if (path is KernelPath.Avx2 or KernelPath.Avx512 && Avx2.IsSupported && n >= 8)
             {
                 var vlo = Vector256.Create(lo);
                 var vhi = Vector256.Create(hi);
@@ -225,44 +250,37 @@ public sealed class HistogramObserver : Observer
                 var vrange = Vector256.Create(range);
                 var vlast = Vector256.Create(bins - 1);
                 var vskip = Vector256.Create(bins);
-                int* tmp = stackalloc int[8];
                 for (; i <= n - 8; i += 8)
                 {
                     var v = Avx.LoadVector256(px + i);
                     var inRange = Avx.And(Avx.CompareGreaterThanOrEqual(v, vlo), Avx.CompareLessThanOrEqual(v, vhi));
                     var t = Avx.Divide(Avx.Multiply(Avx.Subtract(v, vlo), vnb), vrange);
                     var b = Avx2.Min(Avx.ConvertToVector256Int32WithTruncation(t), vlast);
-                    b = Avx2.BlendVariable(vskip, b, inRange.AsInt32());
-                    Avx.Store(tmp, b);
-                    c0[tmp[0]]++;
-                    c1[tmp[1]]++;
-                    c0[tmp[2]]++;
-                    c1[tmp[3]]++;
-                    c0[tmp[4]]++;
-                    c1[tmp[5]]++;
-                    c0[tmp[6]]++;
-                    c1[tmp[7]]++;
+                    Inc8(Avx2.BlendVariable(vskip, b, inRange.AsInt32()), c0, c1, c2, c3);
                 }
             }
-            else if (Vector.IsHardwareAccelerated && n >= Vector<float>.Count)
+            else if (path == KernelPath.Vector128 && Vector128.IsHardwareAccelerated && n >= 4)
             {
-                int w = Vector<float>.Count;
-                var vlo = new Vector<float>(lo);
-                var vhi = new Vector<float>(hi);
-                var vnb = new Vector<float>(nb);
-                var vrange = new Vector<float>(range);
-                var vlast = new Vector<int>(bins - 1);
-                var vskip = new Vector<int>(bins);
-                int* tmp = stackalloc int[w];
-                for (; i <= n - w; i += w)
+                // portable 4-wide form (NEON on arm64)
+                var vlo = Vector128.Create(lo);
+                var vhi = Vector128.Create(hi);
+                var vnb = Vector128.Create(nb);
+                var vrange = Vector128.Create(range);
+                var vlast = Vector128.Create(bins - 1);
+                var vskip = Vector128.Create(bins);
+                for (; i <= n - 4; i += 4)
                 {
-                    var v = new Vector<float>(x.Slice(i, w));
-                    var inRange = Vector.BitwiseAnd(Vector.GreaterThanOrEqual(v, vlo), Vector.LessThanOrEqual(v, vhi));
+                    var v = Vector128.Load(px + i);
+                    var inRange = Vector128.GreaterThanOrEqual(v, vlo) & Vector128.LessThanOrEqual(v, vhi);
                     var t = (v - vlo) * vnb / vrange;
-                    var b = Vector.Min(Vector.ConvertToInt32(t), vlast);
-                    b = Vector.ConditionalSelect(inRange, b, vskip);
-                    b.CopyTo(new Span<int>(tmp, w));
-                    for (int l = 0; l < w; l++) c0[(l & 1) * stride + tmp[l]]++;
+                    var b = Vector128.Min(Vector128.ConvertToInt32(t), vlast);
+                    var q = Vector128.ConditionalSelect(inRange.AsInt32(), b, vskip).AsUInt64();
+                    ulong p = q.ToScalar();
+                    c0[(uint)p]++;
+                    c1[p >> 32]++;
+                    p = q.GetElement(1);
+                    c2[(uint)p]++;
+                    c3[p >> 32]++;
                 }
             }
             for (; i < n; i++)
@@ -274,6 +292,37 @@ public sealed class HistogramObserver : Observer
                 c0[p]++;
             }
         }
+    }
+
+    /// <summary>Adds one to the 8 slots of <paramref name="b"/> (non-negative), lane k into count array k mod 4.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Inc8(Vector256<int> b, int* c0, int* c1, int* c2, int* c3)
+    {
+        var q0 = b.GetLower().AsUInt64();
+        var q1 = b.GetUpper().AsUInt64();
+        ulong p = q0.ToScalar();
+        c0[(uint)p]++;
+        c1[p >> 32]++;
+        p = q0.GetElement(1);
+        c2[(uint)p]++;
+        c3[p >> 32]++;
+        p = q1.ToScalar();
+        c0[(uint)p]++;
+        c1[p >> 32]++;
+        p = q1.GetElement(1);
+        c2[(uint)p]++;
+        c3[p >> 32]++;
+    }
+
+    /// <summary>The 16 bins of <paramref name="v"/>, <paramref name="vskip"/> for NaN and out-of-range lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Bins512(Vector512<float> v, Vector512<float> vlo, Vector512<float> vhi, Vector512<float> vnb,
+        Vector512<float> vrange, Vector512<int> vlast, Vector512<int> vskip)
+    {
+        var inRange = Vector512.GreaterThanOrEqual(v, vlo) & Vector512.LessThanOrEqual(v, vhi);
+        var t = Avx512F.Divide(Avx512F.Multiply(Avx512F.Subtract(v, vlo), vnb), vrange);
+        var b = Avx512F.Min(Avx512F.ConvertToVector512Int32WithTruncation(t), vlast);
+        return Vector512.ConditionalSelect(inRange.AsInt32(), b, vskip);
     }
 
     /// <summary>_upscale_histogram: spread each old bin over 16 sub-bins and re-bin their mid-points on the new range.</summary>
@@ -289,22 +338,37 @@ public sealed class HistogramObserver : Observer
         var result = new float[bins];
         int j = 0; // upper_bound position of the previous mid-point
         float prev = float.NegativeInfinity;
-        for (int i = 0; i < n; i++)
+        // result[cur] is kept in `acc` while consecutive mid-points fall in the same bin: the same additions in the
+        // same order as adding into result[b] each time, without a store-to-load dependency per mid-point.
+        int cur = 0;
+        float acc = result[0];
+        for (int k = 0, i = 0; k < bins; k++)
         {
-            float lin = i < halfway
-                ? MathF.FusedMultiplyAdd(step, i, origMin)
-                : MathF.FusedMultiplyAdd(-step, n - i, origMax);
-            float mid = lin + halfBin;
-            // bucketize(mid, edges, right=True): first index whose edge is > mid
-            if (!(mid >= prev)) j = UpperBound(edges, mid);
-            else
-                while (j < edges.Length && !(edges[j] > mid)) j++;
-            prev = mid;
-            int b = j - 1;
-            if (b >= bins) b = bins - 1;
-            if (b < 0) b = 0;
-            result[b] += hist[i / UpsampleRate] / (float)UpsampleRate;
+            float add = hist[k] / (float)UpsampleRate; // the same value for the 16 sub-bins of old bin k
+            for (int s = 0; s < UpsampleRate; s++, i++)
+            {
+                float lin = i < halfway
+                    ? MathF.FusedMultiplyAdd(step, i, origMin)
+                    : MathF.FusedMultiplyAdd(-step, n - i, origMax);
+                float mid = lin + halfBin;
+                // bucketize(mid, edges, right=True): first index whose edge is > mid
+                if (!(mid >= prev)) j = UpperBound(edges, mid);
+                else
+                    while (j < edges.Length && !(edges[j] > mid)) j++;
+                prev = mid;
+                int b = j - 1;
+                if (b >= bins) b = bins - 1;
+                if (b < 0) b = 0;
+                if (b != cur)
+                {
+                    result[cur] = acc;
+                    cur = b;
+                    acc = result[b];
+                }
+                acc += add;
+            }
         }
+        result[cur] = acc;
         return result;
     }
 

@@ -292,14 +292,15 @@ public class ConvLinearPathTests
         var cw = PackedConvWeight.Create(Weights(rng, [24, 8, 3, 3], true, 0, 0), Bias(rng, 24), [1], [1], [1], 2, false, [], QEngine.Qnnpack);
         var lx = Activations(rng, [37, 300], 0.02, 200, 0);
         var lw = PackedLinearWeight.Create(Weights(rng, [150, 300], false, 9, 0), Bias(rng, 150), QEngine.Fbgemm);
-        QTensor ce, le, ca, la;
-        using (KernelPaths.Force(KernelPath.Scalar)) { ce = cw.Run(x, 0.1, 100, false); le = lw.Run(lx, 0.2, 50, true); }
+        var dw = PackedConvWeight.Create(Weights(rng, [32, 1, 3, 3], true, 0, 3), Bias(rng, 32), [2], [1], [1], 16, false, [], QEngine.Fbgemm);
+        QTensor ce, le, ca, la, de, da;
+        using (KernelPaths.Force(KernelPath.Scalar)) { ce = cw.Run(x, 0.1, 100, false); le = lw.Run(lx, 0.2, 50, true); de = dw.Run(x, 0.3, 9, true); }
         long c0 = ConvKernels.ParallelThreshold, l0 = PackedLinearWeight.ParallelThreshold;
         try
         {
             ConvKernels.ParallelThreshold = 0;
             PackedLinearWeight.ParallelThreshold = 0;
-            using (KernelPaths.Force(path)) { ca = cw.Run(x, 0.1, 100, false); la = lw.Run(lx, 0.2, 50, true); }
+            using (KernelPaths.Force(path)) { ca = cw.Run(x, 0.1, 100, false); la = lw.Run(lx, 0.2, 50, true); da = dw.Run(x, 0.3, 9, true); }
         }
         finally
         {
@@ -308,5 +309,6 @@ public class ConvLinearPathTests
         }
         AssertSameQ(ce, ca, $"{path} parallel conv");
         AssertSameQ(le, la, $"{path} parallel linear");
+        AssertSameQ(de, da, $"{path} parallel depthwise");
     }
 }

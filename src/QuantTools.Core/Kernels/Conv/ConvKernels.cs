@@ -126,6 +126,27 @@ internal static unsafe class ConvKernels
     public static void RawDepthwiseAvx512(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
     {
         var s = pw.Shape;
+        int cin = s.InChannels;
+        long work = (long)s.OutChannels * oh * ow * s.Taps;
+        int parts = work >= ParallelThreshold / 4 && Parallelism.MaxThreads > 1 ? Math.Min(Parallelism.MaxThreads, cin) : 1;
+        fixed (byte* xp = x)
+        fixed (int* rp = raw)
+        {
+            if (parts == 1)
+            {
+                DepthwiseChannels(pw, xp, azp, h, w, oh, ow, rp, 0, cin);
+                return;
+            }
+            nint xa = (nint)xp, ra = (nint)rp;
+            Parallel.For(0, parts, Parallelism.Options, i =>
+                DepthwiseChannels(pw, (byte*)xa, azp, h, w, oh, ow, (int*)ra, (int)((long)cin * i / parts), (int)((long)cin * (i + 1) / parts)));
+        }
+    }
+
+    /// <summary>Input channels [c0, c1) of <see cref="RawDepthwiseAvx512"/> (and their output channels).</summary>
+    private static void DepthwiseChannels(PackedConvWeight pw, byte* xp, int azp, int h, int w, int oh, int ow, int* rp, int c0, int c1)
+    {
+        var s = pw.Shape;
         int kh = s.KernelH, kw = s.KernelW, taps = kh * kw, p = oh * ow, mult = s.OutChannels / s.Groups;
         int sh = s.StrideH, sw = s.StrideW, ph = s.PadH, pwd = s.PadW;
         bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
@@ -139,11 +160,9 @@ internal static unsafe class ConvKernels
         int[] tmpArr = ArrayPool<int>.Shared.Rent(blocks * 32);
         try
         {
-            fixed (byte* xp = x)
             fixed (byte* plane = planeArr)
             fixed (int* tmp = tmpArr)
             fixed (sbyte* wtp = pw.W)
-            fixed (int* rp = raw)
             {
                 int* off = stackalloc int[taps];
                 for (int t = 0; t < taps; t++) off[t] = (t / kw) * wp + t % kw;
@@ -152,7 +171,7 @@ internal static unsafe class ConvKernels
                 // the padding that never changes: top and bottom rows, the slack after the plane
                 new Span<byte>(plane, ph * wp).Fill(zb);
                 new Span<byte>(plane + (long)(ph + h) * wp, planeLen - (ph + h) * wp).Fill(zb);
-                for (int c = 0; c < s.InChannels; c++)
+                for (int c = c0; c < c1; c++)
                 {
                     byte* xc = xp + (long)c * h * w;
                     for (int r = 0; r < h; r++)

@@ -194,8 +194,14 @@ internal static unsafe class ConvKernels
                         }
                         else
                         {
-                            if (sw == 1) DepthwiseBlocks<Stride1, Exact>(plane, off, wv, taps, blocks, corr, wzp, tmp);
-                            else DepthwiseBlocks<Stride2, Exact>(plane, off, wv, taps, blocks, corr, wzp, tmp);
+                            // (w[t], w[t+1]) in every int32 lane, a zero weight after an odd last tap
+                            for (int t = 0; t < taps; t += 2)
+                            {
+                                int w0 = (ushort)(short)wtp[o * taps + t], w1 = t + 1 < taps ? (ushort)(short)wtp[o * taps + t + 1] : 0;
+                                wv[t] = Vector512.Create(w0 | (w1 << 16)).AsInt16();
+                            }
+                            if (sw == 1) DepthwiseBlocksExact<Stride1>(plane, off, wv, taps, blocks, corr, wzp, tmp);
+                            else DepthwiseBlocksExact<Stride2>(plane, off, wv, taps, blocks, corr, wzp, tmp);
                         }
                         int* ro = rp + (long)o * p;
                         for (int y = 0; y < oh; y++)
@@ -225,6 +231,42 @@ internal static unsafe class ConvKernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<short> Load(byte* p) => Vector512.Load((short*)p) & Vector512.Create((short)0xFF);
         public static int Step => 64;
+    }
+
+    /// <summary>
+    /// Exact (unsaturated) pair sums: the two taps' words are interleaved per 128-bit lane (vpunpck[lh]wd) and
+    /// <c>vpmaddwd</c> against (w[t], w[t+1]) gives a₀w₀ + a₁w₁ in int32; lane order is restored once per block.
+    /// </summary>
+    private static void DepthwiseBlocksExact<TL>(byte* plane, int* off, Vector512<short>* wv, int taps, int blocks, int corr, int wzp, int* dst)
+        where TL : ITapLoad
+    {
+        var vcorr = Vector512.Create(corr);
+        var vwzp = Vector512.Create(wzp);
+        var i0 = Vector512.Create(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+        var i1 = Vector512.Create(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+        byte* bp = plane;
+        for (int b = 0; b < blocks; b++, bp += TL.Step)
+        {
+            Vector512<int> lo = Vector512<int>.Zero, hi = Vector512<int>.Zero;
+            Vector512<short> asum = Vector512<short>.Zero;
+            for (int t = 0; t < taps; t += 2)
+            {
+                var a0 = TL.Load(bp + off[t]);
+                var a1 = t + 1 < taps ? TL.Load(bp + off[t + 1]) : Vector512<short>.Zero;
+                lo += Avx512BW.MultiplyAddAdjacent(Avx512BW.UnpackLow(a0, a1), wv[t]);
+                hi += Avx512BW.MultiplyAddAdjacent(Avx512BW.UnpackHigh(a0, a1), wv[t]);
+                if (wzp != 0) asum += a0 + a1;
+            }
+            var acc0 = Avx512F.PermuteVar16x32x2(lo, i0, hi) + vcorr;
+            var acc1 = Avx512F.PermuteVar16x32x2(lo, i1, hi) + vcorr;
+            if (wzp != 0)
+            {
+                acc0 -= vwzp * Avx512F.ConvertToVector512Int32(asum.GetLower());
+                acc1 -= vwzp * Avx512F.ConvertToVector512Int32(asum.GetUpper());
+            }
+            acc0.Store(dst + b * 32);
+            acc1.Store(dst + b * 32 + 16);
+        }
     }
 
     private interface IPairSum { static abstract bool Saturating { get; } }

@@ -101,6 +101,12 @@ public class ConvLinearPathTests
         yield return [16, 16, 3, 3, 1, 1, 1, 16, 9, 40, false, 0];    // depthwise, 16-column interior blocks
         yield return [8, 8, 5, 5, 1, 2, 1, 8, 7, 37, false, 0];       // depthwise 5x5
         yield return [8, 16, 7, 7, 1, 3, 1, 8, 10, 45, false, 0];     // depthwise 7x7, multiplier 2
+        yield return [24, 24, 3, 3, 1, 1, 1, 24, 7, 7, false, 0];     // depthwise, rows shorter than a 32-output block
+        yield return [40, 40, 3, 3, 2, 1, 1, 40, 14, 15, false, 0];   // depthwise stride 2, odd width
+        yield return [72, 72, 3, 3, 1, 1, 1, 72, 5, 70, false, 0];    // depthwise, channels not a multiple of 64
+        yield return [24, 48, 5, 5, 2, 2, 1, 24, 17, 19, false, 0];   // depthwise 5x5 stride 2, multiplier 2
+        yield return [136, 136, 3, 3, 2, 1, 1, 136, 5, 6, false, 0];  // depthwise, groups > 100 (x86 -> fbgemm)
+        yield return [16, 16, 3, 3, 1, 0, 1, 16, 6, 9, false, 0];     // depthwise, no padding (exact backends only)
         yield return [4, 6, 5, 5, 1, 2, 2, 1, 13, 14, false, 0];
         yield return [8, 6, 3, 3, 1, 1, 1, 2, 11, 11, false, 0];
         yield return [7, 9, 1, 1, 1, 0, 1, 1, 9, 8, false, 0];
@@ -140,6 +146,45 @@ public class ConvLinearPathTests
                 }
                 count++;
             }
+    }
+
+    public static IEnumerable<object[]> DepthwiseConfigs()
+    {
+        // c, multiplier, k, strideH, strideW, pad, h, w
+        foreach (var (c, m) in new[] { (8, 1), (24, 2), (64, 1), (96, 1), (136, 1) })
+            foreach (int k in new[] { 3, 5 })
+                foreach (var (sh, sw) in new[] { (1, 1), (2, 2), (1, 2), (2, 1) })
+                    foreach (var (h, w) in new[] { (1, 1), (4, 7), (13, 33), (9, 64) })
+                        yield return [c, m, k, sh, sw, (k - 1) / 2, h, w];
+    }
+
+    /// <summary>The depthwise AVX-512 accumulators equal the scalar reference on every engine, over channel counts,
+    /// strides (also unequal), tiny and wide planes, and saturating operands (255 x ±128 pairs overflow int16).</summary>
+    [Fact]
+    public void DepthwiseRawEqualsReference()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) return;
+        var rng = new Random(77);
+        int count = 0;
+        foreach (var cfg in DepthwiseConfigs())
+        {
+            int c = (int)cfg[0], mlt = (int)cfg[1], k = (int)cfg[2], sh = (int)cfg[3], sw = (int)cfg[4], pad = (int)cfg[5], h = (int)cfg[6], w = (int)cfg[7];
+            foreach (var engine in new[] { QEngine.Fbgemm, QEngine.X86, QEngine.Onednn, QEngine.Qnnpack, QEngine.FbgemmAvx2 })
+            {
+                int mode = count % 4, azp = new[] { 0, 255, 100, 3 }[count % 4];
+                int wzp = engine == QEngine.Onednn ? 0 : new[] { 0, 3, -128, 127, 0 }[count % 5];
+                var x = Activations(rng, [1, c, h, w], 0.03, azp, mode);
+                var wt = Weights(rng, [c * mlt, 1, k, k], count % 2 == 1, wzp, new[] { 0, 3, 1, 2 }[count % 4]);
+                var pw = PackedConvWeight.Create(wt, null, [sh, sw], [pad], [1], c, false, [], engine);
+                Assert.True(pw.DepthwiseFast);
+                var (oh, ow) = pw.Shape.OutputSize(h, w);
+                int[] e = new int[c * mlt * oh * ow], a = new int[e.Length];
+                ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, e);
+                ConvKernels.RawDepthwiseAvx512(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, a);
+                Assert.True(e.AsSpan().SequenceEqual(a), $"{engine} c={c}x{mlt} k={k} s={sh}x{sw} {h}x{w} mode={mode} azp={azp}");
+                count++;
+            }
+        }
     }
 
     public static IEnumerable<object[]> WideConvConfigs()
@@ -247,14 +292,15 @@ public class ConvLinearPathTests
         var cw = PackedConvWeight.Create(Weights(rng, [24, 8, 3, 3], true, 0, 0), Bias(rng, 24), [1], [1], [1], 2, false, [], QEngine.Qnnpack);
         var lx = Activations(rng, [37, 300], 0.02, 200, 0);
         var lw = PackedLinearWeight.Create(Weights(rng, [150, 300], false, 9, 0), Bias(rng, 150), QEngine.Fbgemm);
-        QTensor ce, le, ca, la;
-        using (KernelPaths.Force(KernelPath.Scalar)) { ce = cw.Run(x, 0.1, 100, false); le = lw.Run(lx, 0.2, 50, true); }
+        var dw = PackedConvWeight.Create(Weights(rng, [32, 1, 3, 3], true, 0, 3), Bias(rng, 32), [2], [1], [1], 16, false, [], QEngine.Fbgemm);
+        QTensor ce, le, ca, la, de, da;
+        using (KernelPaths.Force(KernelPath.Scalar)) { ce = cw.Run(x, 0.1, 100, false); le = lw.Run(lx, 0.2, 50, true); de = dw.Run(x, 0.3, 9, true); }
         long c0 = ConvKernels.ParallelThreshold, l0 = PackedLinearWeight.ParallelThreshold;
         try
         {
             ConvKernels.ParallelThreshold = 0;
             PackedLinearWeight.ParallelThreshold = 0;
-            using (KernelPaths.Force(path)) { ca = cw.Run(x, 0.1, 100, false); la = lw.Run(lx, 0.2, 50, true); }
+            using (KernelPaths.Force(path)) { ca = cw.Run(x, 0.1, 100, false); la = lw.Run(lx, 0.2, 50, true); da = dw.Run(x, 0.3, 9, true); }
         }
         finally
         {
@@ -263,5 +309,6 @@ public class ConvLinearPathTests
         }
         AssertSameQ(ce, ca, $"{path} parallel conv");
         AssertSameQ(le, la, $"{path} parallel linear");
+        AssertSameQ(de, da, $"{path} parallel depthwise");
     }
 }

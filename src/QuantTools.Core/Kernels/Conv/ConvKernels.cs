@@ -23,7 +23,9 @@ internal static unsafe class ConvKernels
     public static void Run(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int n, int h, int w, int oh, int ow,
         OutputStage stage, Span<byte> y, KernelPath path)
     {
-        if (path == KernelPath.NativeVnni)
+        if (pw.DepthwiseFast && (path == KernelPath.NativeVnni || path == KernelPath.Avx512) && Avx512BW.IsSupported)
+            path = KernelPath.Avx512;
+        else if (path == KernelPath.NativeVnni)
         {
             if (Native.NativeGemm.Applies(pw))
             {
@@ -42,7 +44,7 @@ internal static unsafe class ConvKernels
             {
                 var xb = x.Slice(b * s.InChannels * h * w, s.InChannels * h * w);
                 var rb = raw.AsSpan(0, oc * p);
-                if (pw.FbgemmDepthwise && path == KernelPath.Avx512)
+                if (pw.DepthwiseFast && path == KernelPath.Avx512)
                     RawDepthwiseAvx512(pw, xb, azp, h, w, oh, ow, rb);
                 else if (path == KernelPath.Scalar || saturating)
                     RawReference(pw, xb, azp, h, w, oh, ow, rb);
@@ -114,81 +116,211 @@ internal static unsafe class ConvKernels
     }
 
     /// <summary>
-    /// FBGEMM's depthwise accumulators (tap pairs saturated to int16) for 16 output columns at a time: interior column
-    /// blocks of stride-1 layers load 16 consecutive input bytes per tap; everything else (borders, stride 2) goes
-    /// through the same formula one pixel at a time.
+    /// FBGEMM's depthwise accumulators (tap pairs saturated to int16), 32 outputs per zmm. Each input channel is copied
+    /// once into a padded plane (padding = a_zp, row width Wp); output (y, x) at tap (ky, kx) then reads byte
+    /// <c>y·sH·Wp + sW·x + ky·Wp + kx</c>, so over the flattened index j = y·(sH·Wp/sW) + x every tap is one contiguous
+    /// (stride 1) or even-byte (stride 2) load, whatever the row width. Columns x ≥ OW are computed and dropped.
+    /// Per pair: the two u8 x s8 products are exact in int16 and their saturating add is sat16(a₀w₀ + a₁w₁), exactly
+    /// <c>vpmaddubsw</c>; pair sums are widened to int32 and accumulated, then <c>− a_zp·Σw − w_zp·Σa + T·a_zp·w_zp</c>.
     /// </summary>
     public static void RawDepthwiseAvx512(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
     {
         var s = pw.Shape;
-        int kh = s.KernelH, kw = s.KernelW, taps = kh * kw, p = oh * ow, mult = s.OutChannels / s.Groups;
-        int sh = s.StrideH, sw = s.StrideW, ph = s.PadH, pwd = s.PadW;
+        int cin = s.InChannels;
+        long work = (long)s.OutChannels * oh * ow * s.Taps;
+        int parts = work >= ParallelThreshold / 4 && Parallelism.MaxThreads > 1 ? Math.Min(Parallelism.MaxThreads, cin) : 1;
         fixed (byte* xp = x)
-        fixed (sbyte* wp = pw.W)
         fixed (int* rp = raw)
         {
-            int* wt = stackalloc int[taps + 1];
-            for (int o = 0; o < s.OutChannels; o++)
+            if (parts == 1)
             {
-                byte* xc = xp + (long)(o / mult) * h * w;
-                for (int t = 0; t < taps; t++) wt[t] = wp[o * taps + t];
-                wt[taps] = 0;
-                int corr = -azp * pw.WSum[o] + taps * azp * pw.WZp[o], wzp = pw.WZp[o];
-                int* ro = rp + (long)o * p;
-                // interior columns [xa, xb): every tap of all 16 lanes is inside the row
-                int xa = sw == 1 ? Math.Max(0, pwd) : ow, xb = sw == 1 ? Math.Min(ow, w - (kw - 1) + pwd) : ow;
-                for (int yy = 0; yy < oh; yy++)
-                {
-                    int xx = 0;
-                    for (; xx < ow; xx++)
-                    {
-                        if (xx >= xa && xx + 16 <= xb) break;
-                        ro[yy * ow + xx] = DepthwisePixel(xc, wt, taps, kh, kw, yy * sh - ph, xx * sw - pwd, h, w, azp, corr, wzp);
-                    }
-                    var vzp = Vector512.Create(azp);
-                    var lo = Vector512.Create(-32768); var hi = Vector512.Create(32767);
-                    for (; xx + 16 <= xb; xx += 16)
-                    {
-                        Vector512<int> acc = Vector512<int>.Zero, asum = Vector512<int>.Zero;
-                        int iy0 = yy * sh - ph, ix0 = xx - pwd;
-                        for (int t = 0; t < taps; t += 2)
-                        {
-                            var a0 = TapRow(xc, iy0 + t / kw, ix0 + t % kw, h, w, vzp);
-                            var a1 = t + 1 < taps ? TapRow(xc, iy0 + (t + 1) / kw, ix0 + (t + 1) % kw, h, w, vzp) : Vector512<int>.Zero;
-                            var pr = a0 * Vector512.Create(wt[t]) + a1 * Vector512.Create(wt[t + 1]);
-                            acc += Vector512.Max(Vector512.Min(pr, hi), lo);
-                            asum += a0 + a1;
-                        }
-                        (acc + Vector512.Create(corr) - asum * Vector512.Create(wzp)).Store(ro + yy * ow + xx);
-                    }
-                    for (; xx < ow; xx++)
-                        ro[yy * ow + xx] = DepthwisePixel(xc, wt, taps, kh, kw, yy * sh - ph, xx * sw - pwd, h, w, azp, corr, wzp);
-                }
+                DepthwiseChannels(pw, xp, azp, h, w, oh, ow, rp, 0, cin);
+                return;
             }
+            nint xa = (nint)xp, ra = (nint)rp;
+            Parallel.For(0, parts, Parallelism.Options, i =>
+                DepthwiseChannels(pw, (byte*)xa, azp, h, w, oh, ow, (int*)ra, (int)((long)cin * i / parts), (int)((long)cin * (i + 1) / parts)));
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> TapRow(byte* xc, int iy, int ix, int h, int w, Vector512<int> vzp) =>
-        (uint)iy < (uint)h ? Avx512F.ConvertToVector512Int32(Vector128.Load(xc + (long)iy * w + ix)) : vzp;
-
-    private static int DepthwisePixel(byte* xc, int* wt, int taps, int kh, int kw, int iy0, int ix0, int h, int w, int azp, int corr, int wzp)
+    /// <summary>Input channels [c0, c1) of <see cref="RawDepthwiseAvx512"/> (and their output channels).</summary>
+    private static void DepthwiseChannels(PackedConvWeight pw, byte* xp, int azp, int h, int w, int oh, int ow, int* rp, int c0, int c1)
     {
-        int acc = 0, asum = 0;
-        for (int t = 0; t < taps; t += 2)
+        var s = pw.Shape;
+        int kh = s.KernelH, kw = s.KernelW, taps = kh * kw, p = oh * ow, mult = s.OutChannels / s.Groups;
+        int sh = s.StrideH, sw = s.StrideW, ph = s.PadH, pwd = s.PadW;
+        bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
+        int hp = h + 2 * ph, wp = w + 2 * pwd;
+        if (sw == 2 && (wp & 1) != 0) wp++;
+        int wo = sh * wp / sw;                        // flattened outputs per output row
+        int blocks = (oh * wo + 31) / 32;
+        // last byte a block may read: sW·(32·blocks − 1) + (sW − 1) + (kh − 1)·Wp + kw − 1
+        int planeLen = Math.Max(hp * wp, sw * 32 * blocks + (kh - 1) * wp + kw) + 64;
+        byte[] planeArr = ArrayPool<byte>.Shared.Rent(planeLen);
+        int[] tmpArr = ArrayPool<int>.Shared.Rent(blocks * 32);
+        try
         {
-            int iy = iy0 + t / kw, ix = ix0 + t % kw;
-            int a0 = (uint)iy < (uint)h && (uint)ix < (uint)w ? xc[iy * w + ix] : azp;
-            int a1 = 0;
-            if (t + 1 < taps)
+            fixed (byte* plane = planeArr)
+            fixed (int* tmp = tmpArr)
+            fixed (sbyte* wtp = pw.W)
             {
-                iy = iy0 + (t + 1) / kw; ix = ix0 + (t + 1) % kw;
-                a1 = (uint)iy < (uint)h && (uint)ix < (uint)w ? xc[iy * w + ix] : azp;
+                int* off = stackalloc int[taps];
+                for (int t = 0; t < taps; t++) off[t] = (t / kw) * wp + t % kw;
+                var wv = stackalloc Vector512<short>[taps];
+                byte zb = (byte)azp;
+                // the padding that never changes: top and bottom rows, the slack after the plane
+                new Span<byte>(plane, ph * wp).Fill(zb);
+                new Span<byte>(plane + (long)(ph + h) * wp, planeLen - (ph + h) * wp).Fill(zb);
+                for (int c = c0; c < c1; c++)
+                {
+                    byte* xc = xp + (long)c * h * w;
+                    for (int r = 0; r < h; r++)
+                    {
+                        byte* row = plane + (long)(r + ph) * wp;
+                        for (int i = 0; i < pwd; i++) row[i] = zb;
+                        new ReadOnlySpan<byte>(xc + (long)r * w, w).CopyTo(new Span<byte>(row + pwd, w));
+                        for (int i = pwd + w; i < wp; i++) row[i] = zb;
+                    }
+                    for (int m = 0; m < mult; m++)
+                    {
+                        int o = c * mult + m;
+                        for (int t = 0; t < taps; t++) wv[t] = Vector512.Create((short)wtp[o * taps + t]);
+                        int wzp = pw.WZp[o];
+                        int corr = unchecked(-azp * pw.WSum[o] + taps * azp * wzp);
+                        if (saturating)
+                        {
+                            if (sw == 1) DepthwiseBlocks<Stride1, Saturate>(plane, off, wv, taps, blocks, corr, wzp, tmp);
+                            else DepthwiseBlocks<Stride2, Saturate>(plane, off, wv, taps, blocks, corr, wzp, tmp);
+                        }
+                        else
+                        {
+                            // (w[t], w[t+1]) in every int32 lane, a zero weight after an odd last tap
+                            for (int t = 0; t < taps; t += 2)
+                            {
+                                int w0 = (ushort)(short)wtp[o * taps + t], w1 = t + 1 < taps ? (ushort)(short)wtp[o * taps + t + 1] : 0;
+                                wv[t] = Vector512.Create(w0 | (w1 << 16)).AsInt16();
+                            }
+                            if (sw == 1) DepthwiseBlocksExact<Stride1>(plane, off, wv, taps, blocks, corr, wzp, tmp);
+                            else DepthwiseBlocksExact<Stride2>(plane, off, wv, taps, blocks, corr, wzp, tmp);
+                        }
+                        int* ro = rp + (long)o * p;
+                        for (int y = 0; y < oh; y++)
+                            new ReadOnlySpan<int>(tmp + (long)y * wo, ow).CopyTo(new Span<int>(ro + (long)y * ow, ow));
+                    }
+                }
             }
-            acc += Sat16(a0 * wt[t] + a1 * wt[t + 1]);
-            asum += a0 + a1;
         }
-        return unchecked(acc + corr - wzp * asum);
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(planeArr);
+            ArrayPool<int>.Shared.Return(tmpArr);
+        }
+    }
+
+    private interface ITapLoad { static abstract Vector512<short> Load(byte* p); static abstract int Step { get; } }
+
+    private struct Stride1 : ITapLoad
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<short> Load(byte* p) => Avx512BW.ConvertToVector512Int16(Vector256.Load(p));
+        public static int Step => 32;
+    }
+
+    private struct Stride2 : ITapLoad
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<short> Load(byte* p) => Vector512.Load((short*)p) & Vector512.Create((short)0xFF);
+        public static int Step => 64;
+    }
+
+    /// <summary>
+    /// Exact (unsaturated) pair sums: the two taps' words are interleaved per 128-bit lane (vpunpck[lh]wd) and
+    /// <c>vpmaddwd</c> against (w[t], w[t+1]) gives a₀w₀ + a₁w₁ in int32; lane order is restored once per block.
+    /// </summary>
+    private static void DepthwiseBlocksExact<TL>(byte* plane, int* off, Vector512<short>* wv, int taps, int blocks, int corr, int wzp, int* dst)
+        where TL : ITapLoad
+    {
+        var vcorr = Vector512.Create(corr);
+        var vwzp = Vector512.Create(wzp);
+        var i0 = Vector512.Create(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+        var i1 = Vector512.Create(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+        byte* bp = plane;
+        for (int b = 0; b < blocks; b++, bp += TL.Step)
+        {
+            Vector512<int> lo = Vector512<int>.Zero, hi = Vector512<int>.Zero;
+            Vector512<short> asum = Vector512<short>.Zero;
+            for (int t = 0; t < taps; t += 2)
+            {
+                var a0 = TL.Load(bp + off[t]);
+                var a1 = t + 1 < taps ? TL.Load(bp + off[t + 1]) : Vector512<short>.Zero;
+                lo += Avx512BW.MultiplyAddAdjacent(Avx512BW.UnpackLow(a0, a1), wv[t]);
+                hi += Avx512BW.MultiplyAddAdjacent(Avx512BW.UnpackHigh(a0, a1), wv[t]);
+                if (wzp != 0) asum += a0 + a1;
+            }
+            var acc0 = Avx512F.PermuteVar16x32x2(lo, i0, hi) + vcorr;
+            var acc1 = Avx512F.PermuteVar16x32x2(lo, i1, hi) + vcorr;
+            if (wzp != 0)
+            {
+                acc0 -= vwzp * Avx512F.ConvertToVector512Int32(asum.GetLower());
+                acc1 -= vwzp * Avx512F.ConvertToVector512Int32(asum.GetUpper());
+            }
+            acc0.Store(dst + b * 32);
+            acc1.Store(dst + b * 32 + 16);
+        }
+    }
+
+    private interface IPairSum { static abstract bool Saturating { get; } }
+    private struct Saturate : IPairSum { public static bool Saturating => true; }
+    private struct Exact : IPairSum { public static bool Saturating => false; }
+
+    private static void DepthwiseBlocks<TL, TS>(byte* plane, int* off, Vector512<short>* wv, int taps, int blocks, int corr, int wzp, int* dst)
+        where TL : ITapLoad where TS : IPairSum
+    {
+        var vcorr = Vector512.Create(corr);
+        var vwzp = Vector512.Create(wzp);
+        byte* bp = plane;
+        for (int b = 0; b < blocks; b++, bp += TL.Step)
+        {
+            Vector512<int> acc0 = Vector512<int>.Zero, acc1 = Vector512<int>.Zero;
+            Vector512<short> asum = Vector512<short>.Zero;   // ≤ 49·255, fits
+            int t = 0;
+            for (; t + 1 < taps; t += 2)
+            {
+                var a0 = TL.Load(bp + off[t]);
+                var a1 = TL.Load(bp + off[t + 1]);
+                // |a·w| ≤ 255·128 is exact in int16; the saturating add is sat16(a0·w0 + a1·w1) (vpmaddubsw)
+                var p0 = Avx512BW.MultiplyLow(a0, wv[t]);
+                var p1 = Avx512BW.MultiplyLow(a1, wv[t + 1]);
+                if (TS.Saturating)
+                {
+                    var pr = Avx512BW.AddSaturate(p0, p1);
+                    acc0 += Avx512F.ConvertToVector512Int32(pr.GetLower());
+                    acc1 += Avx512F.ConvertToVector512Int32(pr.GetUpper());
+                }
+                else
+                {
+                    acc0 += Avx512F.ConvertToVector512Int32(p0.GetLower()) + Avx512F.ConvertToVector512Int32(p1.GetLower());
+                    acc1 += Avx512F.ConvertToVector512Int32(p0.GetUpper()) + Avx512F.ConvertToVector512Int32(p1.GetUpper());
+                }
+                if (wzp != 0) asum += a0 + a1;
+            }
+            if (t < taps)
+            {
+                var a0 = TL.Load(bp + off[t]);
+                var pr = Avx512BW.MultiplyLow(a0, wv[t]);
+                acc0 += Avx512F.ConvertToVector512Int32(pr.GetLower());
+                acc1 += Avx512F.ConvertToVector512Int32(pr.GetUpper());
+                if (wzp != 0) asum += a0;
+            }
+            acc0 += vcorr; acc1 += vcorr;
+            if (wzp != 0)
+            {
+                acc0 -= vwzp * Avx512F.ConvertToVector512Int32(asum.GetLower());
+                acc1 -= vwzp * Avx512F.ConvertToVector512Int32(asum.GetUpper());
+            }
+            acc0.Store(dst + b * 32);
+            acc1.Store(dst + b * 32 + 16);
+        }
     }
 
     /// <summary>im2col (centered int16, panel-packed) + <see cref="PairGemm"/>, per group.</summary>

@@ -25,6 +25,11 @@ public sealed class PackedConvWeight
     /// FBGEMM returns conv outputs in channels_last memory format. Our tensors are always NCHW; the flag tells later
     /// ops (avg_pool2d rounds differently on channels_last input) which layout PyTorch would have had.
     /// </summary>
+    /// <summary>
+    /// A depthwise layer (one input channel per group) that <see cref="ConvKernels.RawDepthwiseAvx512"/> runs: 2-d, not
+    /// transposed, dilation 1, stride 1 or 2, at most 64 taps. Exact or saturating per the backend.
+    /// </summary>
+    internal bool DepthwiseFast { get; }
     public bool OutputChannelsLast => Backend.IsFbgemm();
 
     internal readonly sbyte[] W;          // [OC][K], K order (kh, kw, icg)
@@ -75,6 +80,8 @@ public sealed class PackedConvWeight
             shape.KernelH == shape.KernelW && shape.KernelH is 3 or 5 or 7 &&
             shape.DilationH == 1 && shape.DilationW == 1 &&
             shape.PadH == (shape.KernelH - 1) / 2 && shape.PadW == (shape.KernelW - 1) / 2;
+        DepthwiseFast = !shape.Transposed && spatial == 2 && shape.InPerGroup == 1 && shape.DilationH == 1 && shape.DilationW == 1 &&
+            shape.StrideH is 1 or 2 && shape.StrideW is 1 or 2 && shape.Taps <= 64 && shape.PadH <= 16 && shape.PadW <= 16;
     }
 
     /// <summary>

@@ -176,7 +176,35 @@ public sealed class PackedConvWeight
     /// Runs the layer on quint8 input [N, C_in, (H,) W] and requantizes to (<paramref name="outScale"/>,
     /// <paramref name="outZeroPoint"/>); <paramref name="relu"/> fuses ReLU (output floor at the zero point).
     /// </summary>
-    public QTensor Run(QTensor x, double outScale, long outZeroPoint, bool relu)
+    public QTensor Run(QTensor x, double outScale, long outZeroPoint, bool relu) => Run(x, outScale, outZeroPoint, relu, null);
+
+    /// <summary>The output shape for input <paramref name="x"/> (checks the input as <see cref="Run(QTensor, double, long, bool)"/> does).</summary>
+    public int[] OutputShape(QTensor x)
+    {
+        CheckInput(x);
+        int n = x.Shape[0], h = SpatialDims == 2 ? x.Shape[2] : 1, wd = x.Shape[^1];
+        var (oh, ow) = Shape.OutputSize(h, wd);
+        return SpatialDims == 2 ? [n, Shape.OutChannels, oh, ow] : [n, Shape.OutChannels, ow];
+    }
+
+    private void CheckInput(QTensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.DType != DType.QUInt8)
+            throw new QuantToolsException(ErrorCode.UnsupportedDType, $"quantized conv needs quint8 input, got {x.DType.TorchName()}");
+        if (x.QParams.IsPerChannel)
+            throw new QuantToolsException(ErrorCode.InvalidQParams, "quantized conv needs a per-tensor quantized input");
+        if (x.Shape.Length != SpatialDims + 2 || x.Shape[1] != Shape.InChannels)
+            throw new QuantToolsException(ErrorCode.ShapeMismatch,
+                $"input [{string.Join(", ", x.Shape)}] does not match the layer ({Shape.InChannels} input channels, {SpatialDims}-d)");
+    }
+
+    /// <summary>
+    /// <see cref="Run(QTensor, double, long, bool)"/> into a caller's buffer: <paramref name="output"/> (when not null) must hold
+    /// exactly the output's element count (see <see cref="OutputShape"/>); it becomes the result's storage. Its old
+    /// contents do not matter.
+    /// </summary>
+    public QTensor Run(QTensor x, double outScale, long outZeroPoint, bool relu, byte[]? output)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.DType != DType.QUInt8)
@@ -190,7 +218,15 @@ public sealed class PackedConvWeight
         var (oh, ow) = Shape.OutputSize(h, wd);
         var stage = new OutputStage(Backend, x.QParams.Scale, WScale, Bias, outScale, outZeroPoint, relu, PerChannel);
         int[] outShape = SpatialDims == 2 ? [n, Shape.OutChannels, oh, ow] : [n, Shape.OutChannels, ow];
-        var y = Tensor.Zeros(DType.UInt8, outShape);
+        Tensor y;
+        if (output is null) y = Tensor.Zeros(DType.UInt8, outShape);
+        else
+        {
+            if (output.LongLength != Tensor.CheckedNumel(outShape))
+                throw new ArgumentException($"conv output buffer holds {output.Length} bytes, the output has {Tensor.CheckedNumel(outShape)}", nameof(output));
+            Array.Clear(output);
+            y = new Tensor(DType.UInt8, outShape, output);
+        }
         var path = KernelPaths.Choose(ConvKernels.Implemented);
         ConvKernels.Run(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, n, h, wd, oh, ow, stage, y.AsSpan<byte>(), path);
         return new QTensor(y, QParams.PerTensor(outScale, outZeroPoint, DType.QUInt8));

@@ -114,7 +114,13 @@ public sealed class PackedLinearWeight
     }
 
     /// <summary>Static quantized linear: quint8 [..., in] → quint8 [..., out] with the given output qparams.</summary>
-    public QTensor Run(QTensor x, double outScale, long outZeroPoint, bool relu)
+    public QTensor Run(QTensor x, double outScale, long outZeroPoint, bool relu) => Run(x, outScale, outZeroPoint, relu, null);
+
+    /// <summary>
+    /// <see cref="Run(QTensor, double, long, bool)"/> into a caller's buffer: <paramref name="output"/> (when not null) must hold
+    /// exactly the output's element count (<c>[..., OutFeatures]</c>); it becomes the result's storage. Its old contents do not matter.
+    /// </summary>
+    public QTensor Run(QTensor x, double outScale, long outZeroPoint, bool relu, byte[]? output)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.DType != DType.QUInt8)
@@ -127,7 +133,7 @@ public sealed class PackedLinearWeight
         if (path == KernelPath.NativeVnni && Native.NativeGemm.Applies(this))
         {
             int[] yshape = [.. x.Shape[..^1], n];
-            var yn = Tensor.Zeros(DType.UInt8, yshape);
+            var yn = Output(yshape, output);
             Native.NativeGemm.Linear(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, m, stage, yn.AsSpan<byte>(), default);
             return new QTensor(yn, QParams.PerTensor(outScale, outZeroPoint, DType.QUInt8));
         }
@@ -137,7 +143,7 @@ public sealed class PackedLinearWeight
             var rs = raw.AsSpan(0, m * n);
             LinearKernels.Raw(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, m, rs, path);
             int[] shape = [.. x.Shape[..^1], n];
-            var y = Tensor.Zeros(DType.UInt8, shape);
+            var y = Output(shape, output);
             var ys = y.AsSpan<byte>();
             var rpath = KernelPaths.Choose(OutputStage.Implemented);
             for (int r = 0; r < m; r++) stage.ApplyRow(rs.Slice(r * n, n), ys.Slice(r * n, n), rpath);
@@ -147,6 +153,15 @@ public sealed class PackedLinearWeight
         {
             ArrayPool<int>.Shared.Return(raw);
         }
+    }
+
+    private static Tensor Output(int[] shape, byte[]? output)
+    {
+        if (output is null) return Tensor.Zeros(DType.UInt8, shape);
+        if (output.LongLength != Tensor.CheckedNumel(shape))
+            throw new ArgumentException($"linear output buffer holds {output.Length} bytes, the output has {Tensor.CheckedNumel(shape)}", nameof(output));
+        Array.Clear(output);
+        return new Tensor(DType.UInt8, shape, output);
     }
 
     /// <summary>

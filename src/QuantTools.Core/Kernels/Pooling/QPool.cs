@@ -101,7 +101,8 @@ public static class QPool
         AvgPool2dCore(x, shape, kH, kW, sH, sW, pH, pW, ceilMode, countIncludePad, divisorOverride, engine, channelsLast, output);
     }
 
-    private static int[] AvgPool2dShape(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode, int? divisorOverride)
+    /// <summary>The output shape of avg_pool2d for input <paramref name="x"/> (after checking the arguments).</summary>
+    public static int[] AvgPool2dShape(QTensor x, int kH, int kW, int sH, int sW, int pH, int pW, bool ceilMode, int? divisorOverride)
     {
         Check2d(x, kH, kW, sH, sW, pH, pW, "avg_pool2d");
         if (divisorOverride is <= 0) throw new QuantToolsException(ErrorCode.InvalidArgument, "avg_pool2d: divisor_override must be positive");

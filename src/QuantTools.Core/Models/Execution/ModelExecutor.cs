@@ -56,6 +56,8 @@ public sealed class ModelExecutor
     private readonly object?[] _prepared;
     private readonly Dictionary<string, int> _lastUse = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<string>> _layersOfValue = new(StringComparer.Ordinal);
+    // quint8 activation buffers freed by earlier layers / runs; a run takes the pool for itself (concurrent runs get a fresh one)
+    private BufferPool? _pool = new();
 
     public ModelExecutor(ModelGraph graph, QEngine engine)
     {
@@ -149,7 +151,44 @@ public sealed class ModelExecutor
     {
         if (inputs.Count != Graph.Inputs.Count)
             throw new QuantToolsException(ErrorCode.InvalidArgument, $"the model takes {Graph.Inputs.Count} input(s), got {inputs.Count}", Graph.Source);
+        var pool = Interlocked.Exchange(ref _pool, null) ?? new BufferPool();
+        try
+        {
+            return RunCore(inputs, captureLayers, pool, cancel);
+        }
+        finally
+        {
+            pool.EndRun();
+            Volatile.Write(ref _pool, pool);
+        }
+    }
+
+    private ModelResult RunCore(IReadOnlyList<Tensor> inputs, bool captureLayers, BufferPool pool, CancellationToken cancel)
+    {
         var env = new Dictionary<string, object?>(StringComparer.Ordinal);
+        // pooled arrays each live value holds (views share their source's array), counted per array; an array goes back
+        // to the pool when no live value holds it and it was neither captured nor is a model output
+        var held = new Dictionary<string, byte[][]>(StringComparer.Ordinal);
+        var refs = new Dictionary<byte[], int>(ReferenceEqualityComparer.Instance);
+        var pinned = new HashSet<byte[]>(ReferenceEqualityComparer.Instance);
+        void Hold(string name, object? v)
+        {
+            var arrays = pool.OwnedIn(v);
+            if (arrays.Length == 0) return;
+            held[name] = arrays;
+            foreach (var arr in arrays) refs[arr] = refs.TryGetValue(arr, out var c) ? c + 1 : 1;
+        }
+        void Drop(string name)
+        {
+            if (!env.Remove(name) || !held.Remove(name, out var arrays)) return;
+            foreach (var arr in arrays)
+            {
+                int c = refs[arr] - 1;
+                if (c > 0) { refs[arr] = c; continue; }
+                refs.Remove(arr);
+                if (!pinned.Contains(arr)) pool.Return(arr);
+            }
+        }
         for (int i = 0; i < inputs.Count; i++)
             env[Graph.Inputs[i]] = new RtTensor(inputs[i], Layout.Contiguous(inputs[i].Shape));
         var captured = new List<CapturedLayer>();
@@ -157,6 +196,7 @@ public sealed class ModelExecutor
         {
             if (!captureLayers || !_layersOfValue.TryGetValue(value, out var names)) return;
             if (v is not RtTensor { Q: { } q }) return;
+            if (q.IntRepr.Data is byte[] b) pinned.Add(b);
             foreach (var name in names)
                 captured.Add(new CapturedLayer(name, Graph.LayerKinds.TryGetValue(name, out var k) ? k : "", q));
         }
@@ -175,7 +215,7 @@ public sealed class ModelExecutor
             long t0 = timer is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
-                outs = Execute(n, args);
+                outs = Execute(n, args, pool);
             }
             catch (QuantToolsException e) when (e.Target is null || !e.Target.StartsWith("layer '", StringComparison.Ordinal))
             {
@@ -189,11 +229,14 @@ public sealed class ModelExecutor
             for (int o = 0; o < n.Outputs.Count; o++)
             {
                 env[n.Outputs[o]] = outs[o];
+                Hold(n.Outputs[o], outs[o]);
                 Capture(n.Outputs[o], outs[o]);
             }
-            // drop values after their last use
+            // drop values after their last use (values nothing reads are dropped at once)
             foreach (var i in n.Inputs)
-                if (i.IsValue && _lastUse.TryGetValue(i.Value!, out var last) && last == n.Index) env.Remove(i.Value!);
+                if (i.IsValue && _lastUse.TryGetValue(i.Value!, out var last) && last == n.Index) Drop(i.Value!);
+            foreach (var o in n.Outputs)
+                if (!_lastUse.ContainsKey(o)) Drop(o);
         }
         var results = Graph.Outputs.Select(o => env[o] switch
         {
@@ -249,7 +292,7 @@ public sealed class ModelExecutor
 
     private static RtTensor Same(RtTensor like, QTensor q) => new(q, Layout.LikeSuggested(like.Shape, like.Strides));
 
-    private object?[] Execute(GraphNode n, object?[] a)
+    private object?[] Execute(GraphNode n, object?[] a, BufferPool pool)
     {
         var e = Engine;
         switch (n.Op)
@@ -281,13 +324,17 @@ public sealed class ModelExecutor
             {
                 var prep = (PackedConvWeight)_prepared[n.Index]!;
                 var x = QIn(a[0], "input");
-                var y = prep.Run(x, D(a[2], "scale"), (long)D(a[3], "zero_point"), n.Op.EndsWith("_relu", StringComparison.Ordinal));
+                var y = prep.Run(x, D(a[2], "scale"), (long)D(a[3], "zero_point"), n.Op.EndsWith("_relu", StringComparison.Ordinal),
+                    pool.Rent(Numel(prep.OutputShape(x))));
                 return [new RtTensor(y, y.Shape.Length == 4 ? Layout.ChannelsLast(y.Shape) : ChannelsLast1d(y.Shape))];
             }
             case "quantized::linear" or "quantized::linear_relu":
             {
                 var prep = (PackedLinearWeight)_prepared[n.Index]!;
-                var y = prep.Run(QIn(a[0], "input"), D(a[2], "scale"), (long)D(a[3], "zero_point"), n.Op.EndsWith("_relu", StringComparison.Ordinal));
+                var x = QIn(a[0], "input");
+                byte[]? buf = x.DType == DType.QUInt8 && x.Shape.Length > 0 && x.Shape[^1] == prep.InFeatures
+                    ? pool.Rent(Numel([.. x.Shape[..^1], prep.OutFeatures])) : null;
+                var y = prep.Run(x, D(a[2], "scale"), (long)D(a[3], "zero_point"), n.Op.EndsWith("_relu", StringComparison.Ordinal), buf);
                 return [new RtTensor(y, Layout.Contiguous(y.Shape))];
             }
             case "quantized::linear_dynamic" or "quantized::linear_relu_dynamic":
@@ -302,11 +349,21 @@ public sealed class ModelExecutor
             case "quantized::relu6":
             {
                 var x = T(a[0], "input");
-                return [QnnpackClamp(x, QActivation.Relu6(QIn(x, "input"), e))];
+                var q = QIn(x, "input");
+                if (q.DType != DType.QUInt8) return [QnnpackClamp(x, QActivation.Relu6(q, e), pool)];
+                var buf = pool.Rent(q.Length);
+                QActivation.Hardtanh(q, 0f, 6f, e, buf);
+                return [QnnpackClamp(x, LikeInput(q, q.Shape, buf), pool)];
             }
             case "aten::relu" or "aten::relu_":
             {
                 var x = T(a[0], "input");
+                if (x.Q is { DType: DType.QUInt8 } xq)
+                {
+                    var buf = pool.Rent(xq.Length);
+                    QActivation.Relu(xq, e, buf);
+                    return [Same(x, LikeInput(xq, xq.Shape, buf))];
+                }
                 if (x.Q is not null) return [Same(x, QActivation.Relu(x.Q, e))];
                 return [new RtTensor(FloatRelu(x.F!), Layout.LikeSuggested(x.Shape, x.Strides))];
             }
@@ -321,8 +378,15 @@ public sealed class ModelExecutor
                     lo = a.Length > 1 ? (float)D(a[1], "min_val") : -1f;
                     hi = a.Length > 2 ? (float)D(a[2], "max_val") : 1f;
                 }
-                var y = QActivation.Hardtanh(q, lo, hi, e);
-                return [float.IsInfinity(lo) || float.IsInfinity(hi) ? Same(x, y) : QnnpackClamp(x, y)];
+                QTensor y;
+                if (q.DType == DType.QUInt8)
+                {
+                    var buf = pool.Rent(q.Length);
+                    QActivation.Hardtanh(q, lo, hi, e, buf);
+                    y = LikeInput(q, q.Shape, buf);
+                }
+                else y = QActivation.Hardtanh(q, lo, hi, e);
+                return [float.IsInfinity(lo) || float.IsInfinity(hi) ? Same(x, y) : QnnpackClamp(x, y, pool)];
             }
             case "quantized::hardswish":
             {
@@ -367,7 +431,7 @@ public sealed class ModelExecutor
                 return [Same(x, QActivation.Elu(q, (float)D(Arg(a, 1, 1.0), "alpha"), q.QParams.Scale, q.QParams.ZeroPoint, e))];
             }
             case "aten::adaptive_avg_pool2d": return [AdaptiveAvgPool(T(a[0], "input"), Ints(a[1], "output_size"))];
-            case "aten::avg_pool2d": return [AvgPool(T(a[0], "input"), a)];
+            case "aten::avg_pool2d": return [AvgPool(T(a[0], "input"), a, pool)];
             case "aten::max_pool2d":
             {
                 var x = T(a[0], "input");
@@ -378,7 +442,15 @@ public sealed class ModelExecutor
                 var d = a.Length > 4 ? Pair(Ints(a[4], "dilation")) : (1, 1);
                 bool ceil = a.Length > 5 && ScalarOps.ToBool(a[5], "ceil_mode");
                 if (d != (1, 1)) throw new QuantToolsException(ErrorCode.UnsupportedOperator, "max_pool2d with dilation is not supported");
-                var y = QPool.MaxPool2d(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil, e);
+                QTensor y;
+                if (q.DType == DType.QUInt8)
+                {
+                    var shape = QPool.MaxPool2dShape(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil);
+                    var buf = pool.Rent(Numel(shape));
+                    QPool.MaxPool2d(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil, e, buf);
+                    y = LikeInput(q, shape, buf);
+                }
+                else y = QPool.MaxPool2d(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil, e);
                 bool cl = Layout.IsChannelsLastContiguous(x.Shape, x.Strides) && !Layout.IsContiguous(x.Shape, x.Strides);
                 return [new RtTensor(y, cl ? Layout.ChannelsLast(y.Shape) : Layout.Contiguous(y.Shape))];
             }
@@ -468,15 +540,37 @@ public sealed class ModelExecutor
                 bool nhwc = qa.Shape.Length == 4 && Layout.SuggestsChannelsLast(x.Shape, x.Strides) &&
                             Layout.IsChannelsLastContiguous(x.Shape, x.Strides) && Layout.IsChannelsLastContiguous(xb.Shape, xb.Strides) &&
                             !Layout.IsContiguous(x.Shape, x.Strides);
-                if (nhwc)
+                double os = D(a[2], "scale");
+                long oz = (long)D(a[3], "zero_point");
+                QTensor y;
+                if (qa.DType == DType.QUInt8 && qb.DType == DType.QUInt8 && qa.Shape.SequenceEqual(qb.Shape))
                 {
-                    qa = ToNhwc(qa);
-                    qb = ToNhwc(qb);
+                    // pooled buffers; the NHWC operands and result are temporaries that go straight back to the pool
+                    var ta = nhwc ? ToNhwc(qa, pool) : qa;
+                    var tb = nhwc ? ToNhwc(qb, pool) : qb;
+                    var buf = pool.Rent(ta.Length);
+                    if (add) QElementwise.Add(ta, tb, os, oz, relu, e, buf);
+                    else QElementwise.Mul(ta, tb, os, oz, relu, e, buf);
+                    y = new QTensor(new Tensor(DType.UInt8, (int[])ta.Shape.Clone(), buf), QParams.PerTensor(os, oz, DType.QUInt8));
+                    if (nhwc)
+                    {
+                        var yn = y;
+                        y = FromNhwc(yn, pool);
+                        pool.Return((byte[])ta.IntRepr.Data);
+                        pool.Return((byte[])tb.IntRepr.Data);
+                        pool.Return(buf);
+                    }
                 }
-                var y = add
-                    ? QElementwise.Add(qa, qb, D(a[2], "scale"), (long)D(a[3], "zero_point"), relu, e)
-                    : QElementwise.Mul(qa, qb, D(a[2], "scale"), (long)D(a[3], "zero_point"), relu, e);
-                if (nhwc) y = FromNhwc(y);
+                else
+                {
+                    if (nhwc)
+                    {
+                        qa = ToNhwc(qa);
+                        qb = ToNhwc(qb);
+                    }
+                    y = add ? QElementwise.Add(qa, qb, os, oz, relu, e) : QElementwise.Mul(qa, qb, os, oz, relu, e);
+                    if (nhwc) y = FromNhwc(y);
+                }
                 return [new RtTensor(y, Layout.SuggestsChannelsLast(x.Shape, x.Strides) ? Layout.ChannelsLast(y.Shape) : Layout.Contiguous(y.Shape))];
             }
             case "quantized::add_scalar" or "quantized::add_scalar_relu" or "quantized::mul_scalar" or "quantized::mul_scalar_relu":
@@ -518,19 +612,20 @@ public sealed class ModelExecutor
     /// comes back with its NHWC memory read as NCHW: the channels, rows and columns are scrambled. PyTorch 2.11 does
     /// this (the qnnpack relu6_eager golden model proves it), so the executor does it too.
     /// </summary>
-    private RtTensor QnnpackClamp(RtTensor x, QTensor clamped)
+    private RtTensor QnnpackClamp(RtTensor x, QTensor clamped, BufferPool pool)
     {
         if (Engine != QEngine.Qnnpack || clamped.DType != DType.QUInt8 || x.Shape.Length != 4 || !Layout.SuggestsChannelsLast(x.Shape, x.Strides))
             return Same(x, clamped);
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         var src = clamped.IntRepr.AsSpan<byte>();
-        var dst = new byte[src.Length];
+        var dst = pool.Rent(src.Length);
         int i = 0;
         for (int b = 0; b < n; b++)
             for (int y = 0; y < h; y++)
                 for (int xx = 0; xx < w; xx++)
                     for (int ch = 0; ch < c; ch++)
                         dst[i++] = src[((b * c + ch) * h + y) * w + xx];
+        pool.Return(clamped.IntRepr.Data as byte[]); // the clamped tensor is a temporary (returned only when pooled)
         var q = new QTensor(new Tensor(DType.UInt8, (int[])x.Shape.Clone(), dst), clamped.QParams);
         return new RtTensor(q, Layout.Contiguous(x.Shape));
     }
@@ -574,6 +669,30 @@ public sealed class ModelExecutor
     /// <summary>[N, C, H, W] → [N, H, W, C] (the memory order of a channels_last tensor).</summary>
     private static QTensor ToNhwc(QTensor q) =>
         new(Permute(Permute(q.IntRepr, 1, 2), 2, 3), q.QParams);
+
+    /// <summary><see cref="ToNhwc(QTensor)"/> of a quint8 tensor into a pooled buffer.</summary>
+    private static QTensor ToNhwc(QTensor q, BufferPool pool)
+    {
+        int n = q.Shape[0], c = q.Shape[1], h = q.Shape[2], w = q.Shape[3];
+        int[] shape = [n, h, w, c];
+        var dst = Gather((byte[])q.IntRepr.Data, shape, [(long)c * h * w, w, 1, (long)h * w], pool.Rent(q.Length));
+        return new QTensor(new Tensor(DType.UInt8, shape, dst), q.QParams);
+    }
+
+    /// <summary><see cref="FromNhwc(QTensor)"/> of a quint8 tensor into a pooled buffer.</summary>
+    private static QTensor FromNhwc(QTensor q, BufferPool pool)
+    {
+        int n = q.Shape[0], h = q.Shape[1], w = q.Shape[2], c = q.Shape[3];
+        int[] shape = [n, c, h, w];
+        var dst = Gather((byte[])q.IntRepr.Data, shape, [(long)h * w * c, 1, (long)w * c, c], pool.Rent(q.Length));
+        return new QTensor(new Tensor(DType.UInt8, shape, dst), q.QParams);
+    }
+
+    private static int Numel(int[] shape) => checked((int)Tensor.CheckedNumel(shape));
+
+    /// <summary>A quint8 result over <paramref name="buf"/> with <paramref name="like"/>'s qparams.</summary>
+    private static QTensor LikeInput(QTensor like, int[] shape, byte[] buf) =>
+        new(new Tensor(DType.UInt8, (int[])shape.Clone(), buf), QParams.PerTensor(like.QParams.Scale, like.QParams.ZeroPoint, like.DType));
 
     /// <summary>[N, H, W, C] → [N, C, H, W].</summary>
     private static QTensor FromNhwc(QTensor q) =>
@@ -663,12 +782,12 @@ public sealed class ModelExecutor
     }
 
     /// <summary>dst[i] = src[Σ idx_d * strides_d] over the row-major indices of <paramref name="shape"/>.</summary>
-    private static T[] Gather<T>(T[] src, int[] shape, long[] strides)
+    private static T[] Gather<T>(T[] src, int[] shape, long[] strides, T[]? into = null)
     {
         int rank = shape.Length;
         long total = 1;
         foreach (var s in shape) total *= s;
-        var dst = new T[total];
+        var dst = into ?? new T[total];
         if (total == 0) return dst;
         int last = shape[rank - 1];
         long lastStride = strides[rank - 1];
@@ -789,7 +908,7 @@ public sealed class ModelExecutor
         return y;
     }
 
-    private RtTensor AvgPool(RtTensor x, object?[] a)
+    private RtTensor AvgPool(RtTensor x, object?[] a, BufferPool pool)
     {
         // avg_pool2d(input, kernel_size, stride=[], padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None)
         var q = QIn(x, "input");
@@ -800,7 +919,15 @@ public sealed class ModelExecutor
         bool cip = a.Length <= 5 || ScalarOps.ToBool(a[5], "count_include_pad");
         int? div = a.Length > 6 && a[6] is not null ? (int)L(a[6], "divisor_override") : null;
         bool cl = Layout.IsChannelsLastContiguous(x.Shape, x.Strides) && !Layout.IsContiguous(x.Shape, x.Strides);
-        var y = QPool.AvgPool2d(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil, cip, div, Engine, cl);
+        QTensor y;
+        if (q.DType == DType.QUInt8)
+        {
+            var shape = QPool.AvgPool2dShape(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil, div);
+            var buf = pool.Rent(Numel(shape));
+            QPool.AvgPool2d(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil, cip, div, Engine, cl, buf);
+            y = LikeInput(q, shape, buf);
+        }
+        else y = QPool.AvgPool2d(q, k.Item1, k.Item2, s.Item1, s.Item2, p.Item1, p.Item2, ceil, cip, div, Engine, cl);
         return new RtTensor(y, cl ? Layout.ChannelsLast(y.Shape) : Layout.Contiguous(y.Shape));
     }
 
@@ -920,4 +1047,54 @@ public sealed class ModelExecutor
         }
         return y;
     }
+}
+
+/// <summary>
+/// byte[] activation buffers by exact length, for one executor. Only arrays this pool handed out during the current run
+/// ("owned") are ever taken back, so graph inputs, constants, weights and results from earlier runs are never reused.
+/// </summary>
+internal sealed class BufferPool
+{
+    private readonly Dictionary<int, Stack<byte[]>> _free = new();
+    private readonly HashSet<byte[]> _owned = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>A buffer of exactly <paramref name="length"/> bytes (contents undefined).</summary>
+    public byte[] Rent(int length)
+    {
+        var b = _free.TryGetValue(length, out var st) && st.Count > 0 ? st.Pop() : new byte[length];
+        _owned.Add(b);
+        return b;
+    }
+
+    /// <summary>Takes back a buffer handed out this run and not returned since; anything else is ignored.</summary>
+    public void Return(byte[]? b)
+    {
+        if (b is null || !_owned.Remove(b)) return;
+        if (!_free.TryGetValue(b.Length, out var st)) _free[b.Length] = st = new Stack<byte[]>();
+        st.Push(b);
+    }
+
+    /// <summary>The owned arrays a run value holds (through tensors, lists and tuples), each once.</summary>
+    public byte[][] OwnedIn(object? v)
+    {
+        if (_owned.Count == 0) return [];
+        List<byte[]>? found = null;
+        void Walk(object? o)
+        {
+            switch (o)
+            {
+                case RtTensor { Q: { } q } when q.IntRepr.Data is byte[] b && _owned.Contains(b):
+                    found ??= new List<byte[]>();
+                    if (!found.Exists(x => ReferenceEquals(x, b))) found.Add(b);
+                    break;
+                case List<object?> l: foreach (var e in l) Walk(e); break;
+                case object?[] t: foreach (var e in t) Walk(e); break;
+            }
+        }
+        Walk(v);
+        return found is null ? [] : found.ToArray();
+    }
+
+    /// <summary>Ends a run: buffers still out belong to its results (outputs, captured layers) and are never taken back.</summary>
+    public void EndRun() => _owned.Clear();
 }

@@ -206,18 +206,10 @@ public sealed class PackedConvWeight
     /// </summary>
     public QTensor Run(QTensor x, double outScale, long outZeroPoint, bool relu, byte[]? output)
     {
-        ArgumentNullException.ThrowIfNull(x);
-        if (x.DType != DType.QUInt8)
-            throw new QuantToolsException(ErrorCode.UnsupportedDType, $"quantized conv needs quint8 input, got {x.DType.TorchName()}");
-        if (x.QParams.IsPerChannel)
-            throw new QuantToolsException(ErrorCode.InvalidQParams, "quantized conv needs a per-tensor quantized input");
-        if (x.Shape.Length != SpatialDims + 2 || x.Shape[1] != Shape.InChannels)
-            throw new QuantToolsException(ErrorCode.ShapeMismatch,
-                $"input [{string.Join(", ", x.Shape)}] does not match the layer ({Shape.InChannels} input channels, {SpatialDims}-d)");
+        int[] outShape = OutputShape(x); // checks the input
         int n = x.Shape[0], h = SpatialDims == 2 ? x.Shape[2] : 1, wd = x.Shape[^1];
-        var (oh, ow) = Shape.OutputSize(h, wd);
+        int oh = SpatialDims == 2 ? outShape[2] : 1, ow = outShape[^1];
         var stage = new OutputStage(Backend, x.QParams.Scale, WScale, Bias, outScale, outZeroPoint, relu, PerChannel);
-        int[] outShape = SpatialDims == 2 ? [n, Shape.OutChannels, oh, ow] : [n, Shape.OutChannels, ow];
         Tensor y;
         if (output is null) y = Tensor.Zeros(DType.UInt8, outShape);
         else

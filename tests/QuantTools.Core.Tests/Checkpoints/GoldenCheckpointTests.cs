@@ -257,36 +257,10 @@ public class GoldenCheckpointTests
                     Assert.Equal((long)ti.GetDouble(0), l);
                     continue;
                 }
-                AssertSame(value, ov, $"{Path.GetFileName(other)} {key}");
+                TorchSaveWriterTests.AssertSameValue(value, ov, $"{Path.GetFileName(other)} {key}");
                 compared++;
             }
             Assert.True(compared > 0, other);
-        }
-    }
-
-    internal static void AssertSame(object? a, object? b, string what)
-    {
-        switch (a)
-        {
-            case QTensor qa:
-                var qb = Assert.IsType<QTensor>(b);
-                Assert.Equal(qa.Shape, qb.Shape);
-                Assert.True(qa.IntRepr.AsBytes().SequenceEqual(qb.IntRepr.AsBytes()), what + " int_repr");
-                Assert.Equal(qa.QParams.QScheme, qb.QParams.QScheme);
-                Assert.Equal(qa.QParams.DType, qb.QParams.DType);
-                Assert.Equal(qa.QParams.Axis, qb.QParams.Axis);
-                Assert.Equal(qa.QParams.Scales, qb.QParams.Scales);
-                Assert.Equal(qa.QParams.ZeroPoints, qb.QParams.ZeroPoints);
-                break;
-            case Tensor ta:
-                var tb = Assert.IsType<Tensor>(b);
-                Assert.Equal(ta.DType, tb.DType);
-                Assert.Equal(ta.Shape, tb.Shape);
-                Assert.True(ta.AsBytes().SequenceEqual(tb.AsBytes()), what);
-                break;
-            default:
-                Assert.Equal(a, b);
-                break;
         }
     }
 }

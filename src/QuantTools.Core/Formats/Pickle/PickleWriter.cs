@@ -45,21 +45,16 @@ internal sealed class PickleWriter
     /// <summary>BINPUT / LONG_BINPUT of the value on top of the stack (anonymous: never fetched back by this writer).</summary>
     public PickleWriter Put() => Put(_nextMemo++);
 
-    private PickleWriter Put(int id)
-    {
-        if (id < 256) return Op((byte)'q', (byte)id);
-        Span<byte> b = stackalloc byte[5];
-        b[0] = (byte)'r';
-        BinaryPrimitives.WriteInt32LittleEndian(b[1..], id);
-        _s.Write(b);
-        return this;
-    }
+    private PickleWriter Put(int id) => MemoOp((byte)'q', (byte)'r', id);   // BINPUT / LONG_BINPUT
 
-    private PickleWriter Get(int id)
+    private PickleWriter Get(int id) => MemoOp((byte)'h', (byte)'j', id);   // BINGET / LONG_BINGET
+
+    /// <summary>A memo opcode with a 1-byte id below 256, else its 4-byte little-endian form.</summary>
+    private PickleWriter MemoOp(byte shortOp, byte longOp, int id)
     {
-        if (id < 256) return Op((byte)'h', (byte)id);
+        if (id < 256) return Op(shortOp, (byte)id);
         Span<byte> b = stackalloc byte[5];
-        b[0] = (byte)'j';
+        b[0] = longOp;
         BinaryPrimitives.WriteInt32LittleEndian(b[1..], id);
         _s.Write(b);
         return this;

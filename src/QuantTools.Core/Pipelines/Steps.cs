@@ -262,11 +262,7 @@ public sealed class QuantizeStep : PipelineStep
         ctx.QuantizeMetrics = new Dictionary<string, double>(result.Metrics);
         if (ctx.OutputFile(Kind) is { } file)
         {
-            var meta = new Dictionary<string, string>();
-            var tensors = list.SelectMany(e => QTensorCodec.Encode(e.Item1, e.Item3, meta)).ToList();
-            var tmp = file + ".tmp";
-            SafeTensorsFile.Write(tmp, tensors, meta.Count > 0 ? meta : null);
-            File.Move(tmp, file, overwrite: true);
+            QTensorFile.Write(file, list.Select(e => (e.Item1, (object)e.Item3)).ToList());
             result.Output = ctx.Relative(file);
         }
     }
@@ -302,8 +298,7 @@ public sealed class RunStep : PipelineStep
     {
         bool capture = _capture || ctx.CaptureRequested;
         var file = ctx.OutputFile(Kind);
-        var tensors = new List<(string, Tensor)>();
-        var meta = new Dictionary<string, string>();
+        var entries = new List<(string, object)>();
         ctx.Runs.Clear();
         foreach (var engine in Engines)
         {
@@ -314,12 +309,7 @@ public sealed class RunStep : PipelineStep
                 ctx.Cancel.ThrowIfCancellationRequested();
                 var r = exec.Run(t, capture, ctx.Cancel);
                 runs.Add(r);
-                if (file is not null)
-                {
-                    string prefix = $"{engine}/{runs.Count - 1}";
-                    tensors.Add(($"{prefix}/output", r.Output));
-                    foreach (var l in r.Layers) tensors.AddRange(QTensorCodec.Encode($"{prefix}/{l.Name}", l.Value, meta));
-                }
+                if (file is not null) entries.AddRange(ModelRunFiles.Entries(r, $"{engine}/{runs.Count - 1}"));
             }
             ctx.Runs[engine] = runs;
             result.Metrics[$"{engine}.batches"] = runs.Count;
@@ -327,9 +317,7 @@ public sealed class RunStep : PipelineStep
         }
         if (file is not null)
         {
-            var tmp = file + ".tmp";
-            SafeTensorsFile.Write(tmp, tensors, meta.Count > 0 ? meta : null);
-            File.Move(tmp, file, overwrite: true);
+            QTensorFile.Write(file, entries);
             result.Output = ctx.Relative(file);
         }
     }

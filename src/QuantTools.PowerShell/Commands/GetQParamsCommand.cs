@@ -85,7 +85,7 @@ public sealed class GetQParamsCommand : QuantCmdlet
     public string? ConfigPath { get; set; }
 
     private Observer? _observer;
-    private ObserverChoice? _choice;
+    private ObserverRequest? _choice;
     private int _batches;
 
     private bool _sawModel;
@@ -113,7 +113,7 @@ public sealed class GetQParamsCommand : QuantCmdlet
             WriteRows(Model!);
             return;
         }
-        _choice = new ObserverChoice
+        _choice = new ObserverRequest
         {
             Observer = Observer, Dtype = Dtype, QScheme = QScheme, ReduceRange = ReduceRange, QuantMin = QuantMin,
             QuantMax = QuantMax, Axis = Axis, AveragingConstant = AveragingConstant, Bins = Bins, Eps = Eps,

@@ -49,10 +49,10 @@ public sealed class MergeQuantReportCommand : QuantCmdlet
         var (summary, results) = OrThrow(output, () => PipelineReports.Merge(_dirs, output));
         if (PassThru) foreach (var r in results) WriteObject(r);
         else WriteObject(summary);
-        bool fail = MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression)) ? FailOnRegression : InvokeQuantPipelineCommand.IsCi();
-        var bad = results.Where(r => r.Status is PipelineStatus.Failed or PipelineStatus.Error).ToList();
+        bool fail = PipelinePolicy.FailOnRegression(MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression)) ? FailOnRegression : null);
+        var bad = PipelinePolicy.Regressions(results);
         if (fail && bad.Count > 0)
-            ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, InvokeQuantPipelineCommand.RegressionMessage(bad, output)),
+            ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, PipelinePolicy.RegressionMessage(bad, output)),
                 "QuantTools.PipelineRegression", ErrorCategory.InvalidResult, output));
     }
 }

@@ -12,6 +12,7 @@ Input may be a Tensor from Import-QuantTensor, a QTensor (it is dequantized), or
     Parameters  = @{
         Path              = 'Checkpoint files (TorchScript, state_dict, legacy .pt, QAT, FX, .safetensors): one row per layer instead of an observer result. Wildcards are allowed.'
         Model             = 'A model from Import-QuantModel: one row per layer.'
+        Architecture      = 'With -Path, for a state_dict: an architecture file (see examples/architectures) or a built-in architecture name (torchvision:<name>). It gives every layer its exact input (InputLayer, InputScale, InputSource graph), the parameter-free modules (ReLU6, pools) as rows, and the wiring of branches. Without it a state_dict is wired in file order (InputSource file order); where that cannot be right (branches, FX quantize steps that do not name their consumer) the input qparams are left empty (InputSource unknown) with a warning.'
         InputObject       = 'A tensor (one batch). Tensors, quantized tensors (dequantized first), numbers and arrays of numbers are accepted. A model piped in (from Import-QuantModel) gives its per-layer rows.'
         Observer          = 'The observer class: MinMax, MovingAverageMinMax, PerChannelMinMax, MovingAveragePerChannelMinMax, Histogram or FixedQParams (the PyTorch class names work too).'
         Dtype             = 'dtype argument: quint8 (default), qint8, qint32, quint4x2 or quint2x4.'

@@ -27,6 +27,10 @@ public sealed class GetQParamsCommand : QuantCmdlet
     [Parameter(Mandatory = true, ParameterSetName = ModelSet)]
     public QuantModel? Model { get; set; }
 
+    /// <summary>For a state_dict: the architecture (forward order, wiring) that gives each layer its exact input.</summary>
+    [Parameter(ParameterSetName = PathSet)]
+    public string? Architecture { get; set; }
+
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = TensorSet)]
     public object? InputObject { get; set; }
 
@@ -92,7 +96,11 @@ public sealed class GetQParamsCommand : QuantCmdlet
 
     private void WriteRows(QuantModel model)
     {
-        foreach (var row in LayerQParams.For(model))
+        var rows = LayerQParams.For(model);
+        if (LayerQParams.UnknownInputsReason(rows, model) is { } why) WriteWarning(why);
+        if (model.GraphError is { } ge)
+            WriteWarning($"{System.IO.Path.GetFileName(model.Source)}: the forward code could not be read ({ge}); input qparams follow the module order");
+        foreach (var row in rows)
         {
             var ps = PSObject.AsPSObject(row);
             ps.Properties.Add(new PSNoteProperty("Model", System.IO.Path.GetFileName(model.Source)));
@@ -105,7 +113,10 @@ public sealed class GetQParamsCommand : QuantCmdlet
         if (ParameterSetName == PathSet)
         {
             foreach (var file in ResolvePaths(Path, literal: false))
-                TryItem(file, () => WriteRows(ModelLoader.Load(file)));
+            {
+                var arch = Architecture is null ? null : ResolveArchitecture(Architecture);
+                TryItem(file, () => WriteRows(ModelLoader.Load(file, arch)));
+            }
             return;
         }
         if (ParameterSetName == ModelSet)

@@ -31,6 +31,43 @@ Describe 'Get-QParams -Path' {
         }
     }
 
+    It 'keeps per-channel values through Export-Csv and reads them back bit for bit' {
+        $rows = Get-QParams -Path (Join-Path $models 'relu6_fx.torchscript.pt')
+        $file = Join-Path $TestDrive 'fx.csv'
+        $rows | Export-Csv -Path $file
+        (Get-Content -Raw $file) | Should -Not -Match 'System\.(Double|Int32|Int64)\[\]'
+        $back = Import-Csv $file
+        $conv1 = $rows | Where-Object Name -eq conv1
+        $csv1 = $back | Where-Object Name -eq conv1
+        $csv1.WeightScales | Should -Match '^[^;]+(;[^;]+){7}$'
+        $scales = [double[]] ($csv1.WeightScales -split ';')
+        for ($c = 0; $c -lt $conv1.WeightScales.Count; $c++) {
+            [BitConverter]::DoubleToInt64Bits($scales[$c]) | Should -Be ([BitConverter]::DoubleToInt64Bits($conv1.WeightScales[$c]))
+        }
+        [int[]] ($csv1.FixedPointMultipliers -split ';') | Should -Be ([int[]] $conv1.FixedPointMultipliers)
+        [int[]] ($csv1.Shifts -split ';') | Should -Be ([int[]] $conv1.Shifts)
+        $csv1.Multipliers | Should -Be $conv1.Multipliers.ToString()
+        # and the lists still behave like arrays in PowerShell
+        $conv1.WeightScales.Count | Should -Be 8
+        $conv1.WeightScales[-1] | Should -Be $conv1.WeightScales[7]
+        ($conv1 | Select-Object WeightScales | ConvertTo-Json -Compress) | Should -Match '"WeightScales":\['
+    }
+
+    It 'says where each input comes from, and warns where a state_dict cannot tell' {
+        $fx = Get-QParams -Path (Join-Path $models 'relu6_fx.torchscript.pt')
+        ($fx | Where-Object Name -eq conv1).InputLayer | Should -Be 'conv1_input_0'
+        ($fx | Where-Object Name -eq fc).InputScale | Should -Be ($fx | Where-Object Name -eq quantize_0).OutputScale
+        $sd = Get-QParams -Path (Join-Path $models 'relu6_fx.state_dict.pt') -WarningVariable w -WarningAction SilentlyContinue
+        ($sd | Where-Object Name -eq fc).InputSource | Should -Be 'unknown'
+        ($sd | Where-Object Name -eq fc).InputScale | Should -BeNullOrEmpty
+        "$w" | Should -BeLike '*-Architecture*'
+        $arch = Join-Path $RepoRoot 'examples/architectures/relu6_eager.yaml'
+        $eager = Get-QParams -Path (Join-Path $models 'relu6_eager.state_dict.pt') -Architecture $arch
+        ($eager | Where-Object Name -eq relu6).InputLayer | Should -Be 'conv1'
+        ($eager | Where-Object Name -eq conv2).InputLayer | Should -Be 'relu6'
+        ($eager | Where-Object Name -eq conv2).InputSource | Should -Be 'graph'
+    }
+
     It 'takes a model object from Import-QuantModel, by parameter and by pipeline' {
         $m = Import-QuantModel (Join-Path $models 'seed_convnet.torchscript.pt')
         $m.Form | Should -Be 'torchscript'

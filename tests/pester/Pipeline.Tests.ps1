@@ -35,7 +35,17 @@ Describe 'Invoke-QuantPipeline' {
         $asserts = ($r | ForEach-Object { $_.Steps } | ForEach-Object { $_.Assertions }).Count
         @($junit.SelectNodes('//testcase')).Count | Should -Be $asserts
         (Import-Csv (Join-Path $out 'results.csv')).Count | Should -Be 16
-        Join-Path $out 'jobs' | Get-ChildItem -Recurse -Filter qparams.csv | Should -HaveCount 2
+        $csv = Join-Path $out 'jobs' | Get-ChildItem -Recurse -Filter qparams.csv
+        $csv | Should -HaveCount 2
+        # per-channel columns survive: the same values Get-QParams gives, bit for bit
+        $rows = Import-Csv ($csv | Where-Object { $_.FullName -like '*seed_convnet*' }).FullName
+        $conv = $rows | Where-Object { $_.Kind -like 'Conv*' } | Select-Object -First 1
+        $live = Get-QParams -Path (Join-Path $models 'seed_convnet.torchscript.pt') | Where-Object Name -eq $conv.Name
+        foreach ($p in 'WeightScales', 'Multipliers', 'FixedPointMultipliers', 'Shifts', 'Int32Bias') {
+            $conv.$p | Should -Not -BeNullOrEmpty -Because $p
+            $conv.$p | Should -Be $live.$p.ToString() -Because $p
+        }
+        [double[]] ($conv.WeightScales -split ';') | Should -Be ([double[]] $live.WeightScales)
     }
 
     It '-Validate reports every problem with file:line:column before anything runs' {

@@ -42,7 +42,8 @@ public sealed class LayerQParams
     public PerChannel<double>? Multipliers { get; init; }
     public PerChannel<int>? FixedPointMultipliers { get; init; }
     public PerChannel<int>? Shifts { get; init; }
-    /// <summary>The integer weights (int_repr, PyTorch's layout: [out, in/groups, kh, kw] or [out, in]).</summary>
+    /// <summary>The integer weights (int_repr, PyTorch's layout: [out, in/groups, kh, kw] or [out, in]); not in CSV / JSON reports.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public Tensor? IntWeight { get; init; }
     /// <summary>The float bias per output channel as stored.</summary>
     public PerChannel<float>? Bias { get; init; }
@@ -362,10 +363,12 @@ public sealed class LayerQParams
     /// <summary>QNNPACK's int32 bias (the engine's own output stage computes it), null where it has none.</summary>
     private static int[]? QnnpackBias(ModelLayer layer, QParams wq, double inScale, (double Scale, long Zp) output)
     {
-        if (layer.Bias is not { } bias || bias.Length != wq.Scales.Length) return null;
+        if (layer.Bias is not { } bias || (wq.Scales.Length != 1 && bias.Length != wq.Scales.Length)) return null;
+        // one weight scale per output channel (a per-tensor scale serves them all)
+        var scales = Enumerable.Range(0, bias.Length).Select(c => (float)wq.Scales[wq.Scales.Length == 1 ? 0 : c]).ToArray();
         try
         {
-            var stage = new OutputStage(QBackend.Qnnpack, inScale, wq.Scales.Select(s => (float)s).ToArray(),
+            var stage = new OutputStage(QBackend.Qnnpack, inScale, scales,
                 bias.ToFloat32().AsSpan<float>().ToArray(), output.Scale, Math.Clamp(output.Zp, 0, 255), relu: false, wq.IsPerChannel);
             return stage.QBias;
         }

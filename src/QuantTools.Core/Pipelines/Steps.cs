@@ -36,18 +36,8 @@ public sealed class QParamsStep : PipelineStep
         }
     }
 
-    internal static void WriteCsv(string file, IReadOnlyList<LayerQParams> rows)
-    {
-        var sb = new StringBuilder();
-        sb.AppendLine("Name,Kind,InputScale,InputZeroPoint,OutputScale,OutputZeroPoint,WeightDtype,WeightQScheme,WeightAxis,WeightScaleMin,WeightScaleMax,HasBias,Multipliers");
-        static string N(double? d) => d?.ToString("R", CultureInfo.InvariantCulture) ?? "";
-        foreach (var r in rows)
-            sb.AppendLine(string.Join(",", Csv.Field(r.Name), Csv.Field(r.Kind), N(r.InputScale), r.InputZeroPoint?.ToString(CultureInfo.InvariantCulture),
-                N(r.OutputScale), r.OutputZeroPoint?.ToString(CultureInfo.InvariantCulture), r.WeightDtype, r.WeightQScheme,
-                r.WeightAxis?.ToString(CultureInfo.InvariantCulture), N(r.WeightScaleMin), N(r.WeightScaleMax), r.HasBias ? "True" : "False",
-                Csv.Field(r.Multipliers is null ? "" : string.Join(";", r.Multipliers.Select(m => m.ToString("R", CultureInfo.InvariantCulture))))));
-        PipelineJson.WriteTextAtomic(file, sb.ToString());
-    }
+    internal static void WriteCsv(string file, IReadOnlyList<LayerQParams> rows) =>
+        PipelineJson.WriteTextAtomic(file, LayerQParamsCsv.ToCsv(rows));
 }
 
 /// <summary><c>lint</c>: Test-QuantModel's findings (engine: the job's first engine unless given).</summary>

@@ -91,6 +91,24 @@ Describe 'Get-QParams -Path' {
 }
 
 Describe 'Test-QuantModel' {
+    It 'says what a state_dict hides from the rules, and checks it with -Architecture' {
+        $sd = Join-Path $models 'relu6_eager.state_dict.pt'
+        $f = Test-QuantModel $sd
+        $f | Where-Object Rule -eq 'ClampBoundOutOfRange' | Should -BeNullOrEmpty
+        $hidden = $f | Where-Object Rule -eq 'NotChecked'
+        $hidden.Layer | Should -Contain 'relu6'
+        $hidden.Layer | Should -Contain 'hardtanh'
+        ($hidden | Where-Object Layer -eq relu6).Message | Should -BeLike '*ClampBoundOutOfRange was not checked*'
+        # the same file with its architecture: relu6's bound is checked at its real input qparams, as for TorchScript
+        $arch = Join-Path $RepoRoot 'examples/architectures/relu6_eager.yaml'
+        $withArch = Test-QuantModel $sd -Architecture $arch
+        $withArch | Where-Object Rule -eq 'NotChecked' | Should -BeNullOrEmpty
+        $a = $withArch | Where-Object { $_.Rule -eq 'ClampBoundOutOfRange' -and $_.Layer -eq 'relu6' }
+        $t = Test-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt') | Where-Object { $_.Rule -eq 'ClampBoundOutOfRange' -and $_.Layer -eq 'relu6' }
+        $a.Values.QuantizedBound | Should -Be $t.Values.QuantizedBound
+        $a.Values.InputScale | Should -Be $t.Values.InputScale
+    }
+
     It 'reports relu6_eager''s ReLU6 bound with its real numbers' {
         $f = Test-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt') | Where-Object Rule -eq 'ClampBoundOutOfRange'
         $f.Layer | Should -Be 'relu6'

@@ -50,6 +50,25 @@ public static partial class ModelLoader
         return new QuantModel { Source = model.Source, Form = model.Form, Layers = model.Layers, Graph = g, ModulesWithoutTensors = empty };
     }
 
+    /// <summary>
+    /// The graph to run a model file by: a TorchScript file's forward, or a state_dict (zip or legacy) with its
+    /// architecture. A state_dict without one is an error that says how to give it.
+    /// </summary>
+    public static Graph.ModelGraph LoadGraph(string path, string? architecture = null)
+    {
+        if (architecture is not null) return Graph.ArchitectureFrontEnd.Build(path, architecture);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            throw new QuantToolsException(ErrorCode.InvalidArgument,
+                "a .safetensors file holds tensors only, no forward code: run the model's TorchScript file, or a torch.save state_dict with -Architecture", path);
+        var ck = TorchCheckpoint.Load(path);
+        if (ck.Kind == CheckpointKind.TorchScript) return Graph.TorchScriptFrontEnd.Build(ck);
+        string what = ck.Kind == CheckpointKind.Legacy ? "a legacy torch.save state_dict" : "a torch.save state_dict";
+        throw new QuantToolsException(ErrorCode.InvalidArgument,
+            $"this is {what}: it holds weights and qparams but no forward code, so it needs its architecture. Pass -Architecture " +
+            "with an architecture file (forward order, hyperparameters, wiring; see examples/architectures) or a built-in architecture " +
+            "(torchvision:<name>), or run the model's TorchScript file (torch.jit.script / torch.jit.trace, then save)", path);
+    }
+
     // ------------------------------------------------------------------ TorchScript
 
     private static readonly HashSet<string> Containers = new(StringComparer.Ordinal)

@@ -77,10 +77,8 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         else
         {
             var engine = QEngineInfo.Parse(Engine);
-            var arch = Architecture is null ? null : GetUnresolvedProviderPathFromPSPath(Architecture);
-            _executor = OrThrow(file, () => arch is null
-                ? ModelExecutor.Load(file, engine)
-                : new ModelExecutor(Core.Models.Graph.ArchitectureFrontEnd.Build(file, arch), engine));
+            var arch = Architecture is null ? null : ResolveArchitecture(Architecture);
+            _executor = OrThrow(file, () => new ModelExecutor(ModelLoader.LoadGraph(file, arch), engine));
         }
         if (InputPath is not null)
             foreach (var p in InputPath)

@@ -139,7 +139,7 @@ public sealed class CalibrateStep : PipelineStep
         ctx.Calibrations[Name] = obs;
         ctx.CalibratedQParams[Name] = qp;
         ctx.LastCalibration = Name;
-        result.Message = $"{obs.Name}: {qp}";
+        result.Message = $"{obs.Name}: {qp}" + string.Concat(obs.Warnings.Select(w => $"; warning: {w}"));
         result.Metrics["batches"] = ctx.Inputs.Count;
         foreach (var (k, v) in Metrics(obs, qp)) result.Metrics[k] = v;
         if (ctx.OutputFile(Kind) is { } file)

@@ -124,7 +124,9 @@ public sealed class ConvertToQuantizedCommand : QuantCmdlet
                 };
                 var obs = choice.Create();
                 obs.Forward(x);
-                return obs.CalculateQParams();
+                var qp = obs.CalculateQParams();
+                foreach (var w in obs.Warnings) WriteWarning($"{obs.Name}: {w}");
+                return qp;
             }
         }
     }

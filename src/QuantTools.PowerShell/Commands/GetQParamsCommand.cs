@@ -144,11 +144,13 @@ public sealed class GetQParamsCommand : QuantCmdlet
             WriteRows(piped);
             return;
         }
-        TryItem(InputObject, () =>
+        // a batch the observer refuses (NaN) ends the command: no qparams come out of a partial calibration
+        OrThrow<object?>(InputObject, () =>
         {
             var t = TensorArgument.ToTensor(InputObject);
             _observer!.Forward(t);
             _batches++;
+            return null;
         });
     }
 
@@ -156,6 +158,7 @@ public sealed class GetQParamsCommand : QuantCmdlet
     {
         if (ParameterSetName != TensorSet || (_sawModel && _batches == 0)) return;
         var qp = OrThrow<QParams>(null, () => _observer!.CalculateQParams());
+        foreach (var w in _observer!.Warnings) WriteWarning($"{_observer.Name}: {w}");
         var ps = PSObject.AsPSObject(qp);
         ps.Properties.Add(new PSNoteProperty("Observer", _choice!.Describe(_observer!)));
         ps.Properties.Add(new PSNoteProperty("Batches", _batches));

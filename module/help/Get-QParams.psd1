@@ -43,13 +43,13 @@ Input may be a Tensor from Import-QuantTensor, a QTensor (it is dequantized), or
     Examples    = @(
         @{
             Title   = 'Every layer''s scale and zero point in a quantized checkpoint'
-            Code    = 'Get-QParams -Path ./tests/fixtures/golden/pytorch-2.11/core/models/seed_convnet.torchscript.pt | Format-Table Name, Kind, InputScale, OutputScale, OutputZeroPoint'
-            Remarks = 'One row per layer; conv and linear rows also carry the per-channel requantization multipliers and their fixed-point form.'
+            Code    = 'Get-QParams -Path ./tests/fixtures/golden/pytorch-2.11/core/models/seed_convnet.torchscript.pt | Format-Table Name, Kind, InScale, InZp, OutScale, OutZp, M'
+            Remarks = 'One row per layer; InScale, InZp, OutScale, OutZp and M (the multipliers'' range) are the text twins of InputScale ... Multipliers with significant digits, for selected table columns. Conv and linear rows also carry the per-channel requantization multipliers and their fixed-point form.'
         }
         @{
             Title   = 'Export the table for a C port'
             Code    = 'Get-QParams -Path ./model.pt | Select-Object Name, OutputScale, OutputZeroPoint, FixedPointMultipliers, Shifts | ConvertTo-Json -Depth 3'
-            Remarks = 'The rows pipe cleanly into ConvertTo-Json and Export-Csv.'
+            Remarks = 'The rows pipe cleanly into ConvertTo-Json and Export-Csv; per-channel values become JSON arrays, and in CSV the values joined by ;.'
         }
         @{
             Title   = 'MinMaxObserver over a few numbers'

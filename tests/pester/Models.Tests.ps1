@@ -53,6 +53,21 @@ Describe 'Get-QParams -Path' {
         ($conv1 | Select-Object WeightScales | ConvertTo-Json -Compress) | Should -Match '"WeightScales":\['
     }
 
+    It 'shows scales with significant digits in column-selected tables, and keeps the twins out of CSV' {
+        $rows = Get-QParams -Path (Join-Path $models 'relu6_fx.torchscript.pt')
+        $conv1 = $rows | Where-Object Name -eq conv1
+        $text = $rows | Format-Table Name, InScale, InZp, OutScale, OutZp, M | Out-String -Width 200
+        $text | Should -Match ([regex]::Escape($conv1.InputScale.ToString('G6', [cultureinfo]::InvariantCulture)))
+        $text | Should -Match ([regex]::Escape($conv1.OutputScale.ToString('G6', [cultureinfo]::InvariantCulture)))
+        $conv1.InScale | Should -Be $conv1.InputScale.ToString('G6', [cultureinfo]::InvariantCulture)
+        $conv1.OutZp | Should -Be $conv1.OutputZeroPoint
+        $conv1.M | Should -Match '^0\.00\d+\.\.0\.00\d+$'
+        ($rows | ConvertTo-Csv)[0] | Should -Not -Match '"InScale"'
+        ($conv1 | Get-Member -Name InScale) | Should -BeNullOrEmpty
+        $layer = (Import-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt')).Layers | Where-Object Name -eq conv1
+        ($layer | Format-Table Name, OutScale | Out-String) | Should -Match ([regex]::Escape($layer.OutputScale.ToString('G6', [cultureinfo]::InvariantCulture)))
+    }
+
     It 'says where each input comes from, and warns where a state_dict cannot tell' {
         $fx = Get-QParams -Path (Join-Path $models 'relu6_fx.torchscript.pt')
         ($fx | Where-Object Name -eq conv1).InputLayer | Should -Be 'conv1_input_0'

@@ -188,6 +188,15 @@ jobs:
         $summary.Passed | Should -Be 16
         Get-QTNormalizedResults $merged | Should -BeExactly (Get-QTNormalizedResults $single)
         (Import-Csv (Join-Path $merged 'results.csv')).Job | Should -Be (Import-Csv (Join-Path $single 'results.csv')).Job
+        $summary.Shards | Should -Be 'shards 1/4, 2/4, 3/4, 4/4 (complete)'
+        (Get-Content -Raw (Join-Path $shards[1].Dir 'shard.json') | ConvertFrom-Json).Index | Should -Be 2
+        # a missing shard never merges into a PASSED report
+        { Merge-QuantReport $shards[0].Dir -OutputPath (Join-Path $TestDrive 'only1') -FailOnRegression:$false } | Should -Throw -ExpectedMessage '*2/4, 3/4, 4/4 missing*'
+        $p = Merge-QuantReport $shards[0].Dir, $shards[2].Dir -OutputPath (Join-Path $TestDrive 'part') -AllowPartial -FailOnRegression:$false -WarningVariable w -WarningAction SilentlyContinue
+        "$w" | Should -BeLike '*2/4, 4/4 missing*of 16 jobs*'
+        $p.Shards | Should -BeLike '*PARTIAL*'
+        Get-Content -Raw (Join-Path $TestDrive 'part/summary.md') | Should -Match '\*\*INCOMPLETE\*\*'
+        { Merge-QuantReport $shards[0].Dir, $shards[0].Dir, $shards[1].Dir, $shards[2].Dir, $shards[3].Dir -OutputPath (Join-Path $TestDrive 'dup') } | Should -Not -Throw
     }
 
     It 'resumes a killed run with no job lost or run twice' {

@@ -55,10 +55,12 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
             ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, PipelineParser.Describe(errors)),
                 "QuantTools.PipelineInvalid", ErrorCategory.InvalidData, file));
         IReadOnlyList<PipelineJob> jobs = definition!.Jobs;
+        ShardRecord? shard = null;
         if (Shard is not null)
         {
             var (i, n) = OrThrow(Shard, () => PipelineShard.Parse(Shard));
             jobs = PipelineShard.Select(jobs, i, n);
+            shard = ShardRecord.For(definition.Jobs, i, n);
         }
         if (Validate)
         {
@@ -87,7 +89,7 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
         }
 
         var output = GetUnresolvedProviderPathFromPSPath(OutputPath ?? "pipeline-results");
-        var runner = new PipelineRunner(jobs, output) { ThrottleLimit = ThrottleLimit, Resume = Resume, UpdateGolden = UpdateGolden };
+        var runner = new PipelineRunner(jobs, output) { ThrottleLimit = ThrottleLimit, Resume = Resume, UpdateGolden = UpdateGolden, Shard = shard };
         int previousThreads = Parallelism.MaxThreads;
         Parallelism.MaxThreads = PipelinePolicy.KernelThreadsPerJob(ThrottleLimit, jobs.Count, Environment.ProcessorCount);
         int running = 0, done = 0, failed = 0;

@@ -48,6 +48,40 @@ Describe 'Invoke-QuantPipeline' {
         [double[]] ($conv.WeightScales -split ';') | Should -Be ([double[]] $live.WeightScales)
     }
 
+    It 'writes an HTML summary with charts per job and layer that renders in headless Chromium' {
+        $out = Join-Path $TestDrive 'html'
+        $r = Invoke-QuantPipeline $example -OutputPath $out -ThrottleLimit 2 -FailOnRegression:$false
+        $file = Join-Path $out 'summary.html'
+        $html = Get-Content -Raw $file
+        [xml] $doc = $html -replace '<!DOCTYPE html>', ''
+        $ns = @{ s = 'http://www.w3.org/2000/svg' }
+        $doc.SelectNodes('//table[@id="jobs"]/tr').Count | Should -Be ($r.Count + 1)
+        $doc.SelectSingleNode('//p[@id="verdict"]').InnerText | Should -Be 'PASSED'
+        # one bar per job, and an SQNR-per-layer chart for each compare step with one bar per compared layer
+        ($doc | Select-Xml -XPath '//s:svg[@id="jobs-chart"]//s:rect[@class="bar"]' -Namespace $ns).Count | Should -Be $r.Count
+        $compareRows = @($r | ForEach-Object { $_.Steps } | Where-Object { $_.Layers } | ForEach-Object { $_.Layers })
+        $compareRows.Count | Should -BeGreaterThan 0
+        ($doc | Select-Xml -XPath '//s:svg[starts-with(@id, "job-")]//s:rect[@class="bar"]' -Namespace $ns).Count | Should -Be $compareRows.Count
+        $chromium = Get-QTChromium
+        if (-not $chromium) {
+            Set-ItResult -Skipped -Because 'Chromium is not installed and could not be installed (apt-get chromium)'
+            return
+        }
+        $png = Join-Path $TestDrive 'summary.png'
+        $flags = @('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+            '--disable-component-update', '--disable-sync', "--user-data-dir=$(Join-Path $TestDrive 'chromium-profile')", '--hide-scrollbars')
+        & $chromium @flags --window-size=1200,2000 "--screenshot=$png" "file://$file" 2>&1 | Out-Null
+        $bytes = [IO.File]::ReadAllBytes($png)
+        $bytes[1..3] | Should -Be @(0x50, 0x4E, 0x47)
+        [BitConverter]::ToInt32([byte[]]($bytes[19], $bytes[18], $bytes[17], $bytes[16]), 0) | Should -Be 1200
+        $bytes.Length | Should -BeGreaterThan 30000 -Because 'charts and tables, not a blank page'
+        $dom = (& $chromium @flags --dump-dom "file://$file" 2>$null) -join "`n"
+        $dom | Should -Match '<svg[^>]+id="jobs-chart"'
+        $dom | Should -Match '<svg[^>]+id="job-\d+-sqnr-0"'
+        $dom | Should -Match 'compare-layers'
+        if ($env:QT_KEEP_SCREENSHOT) { Copy-Item $png ($env:QT_KEEP_SCREENSHOT -replace '\.png$', '-pipeline.png') }
+    }
+
     It '-Validate reports every problem with file:line:column before anything runs' {
         $bad = Join-Path $TestDrive 'bad.yaml'
         Set-Content -LiteralPath $bad -Value @"

@@ -64,7 +64,7 @@ public sealed class PipelineSummary
 /// </summary>
 public static class PipelineReports
 {
-    public static readonly IReadOnlyList<string> Files = ["results.json", "results.csv", "junit.xml", "summary.md"];
+    public static readonly IReadOnlyList<string> Files = ["results.json", "results.csv", "junit.xml", "summary.md", "summary.html"];
 
     private sealed class ResultsFile
     {
@@ -119,6 +119,7 @@ public static class PipelineReports
         PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "results.csv"), Csv(ordered));
         PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "junit.xml"), JUnit(ordered, summary));
         PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "summary.md"), Markdown(ordered, summary));
+        PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "summary.html"), PipelineHtmlReport.Render(ordered, summary, Status(summary)));
         return summary;
     }
 
@@ -279,14 +280,19 @@ public static class PipelineReports
 
     private static string Md(string? s) => (s ?? "").Replace("|", "\\|").Replace("\r", "").Replace("\n", " ");
 
+    /// <summary>The verdict: FAILED when a job failed or errored; a partial merge never reads as a pass (INCOMPLETE).</summary>
+    public static string Status(PipelineSummary s)
+    {
+        bool partial = s.Shards?.Contains("PARTIAL", StringComparison.Ordinal) == true;
+        return s.Failed + s.Errors > 0 ? partial ? "FAILED, INCOMPLETE" : "FAILED" : partial ? "INCOMPLETE" : "PASSED";
+    }
+
     private static string Markdown(IReadOnlyList<PipelineJobResult> results, PipelineSummary s)
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# Pipeline {s.Pipeline}");
         sb.AppendLine();
-        bool partial = s.Shards?.Contains("PARTIAL", StringComparison.Ordinal) == true;
-        // a partial merge never reads as a pass
-        string status = s.Failed + s.Errors > 0 ? partial ? "FAILED, INCOMPLETE" : "FAILED" : partial ? "INCOMPLETE" : "PASSED";
+        string status = Status(s);
         sb.AppendLine($"**{status}**: {s.Jobs} jobs, {s.Passed} passed, {s.Failed} failed, {s.Errors} errors; {s.Assertions} assertions, {s.AssertionsFailed} failed.");
         if (s.Shards is not null)
         {

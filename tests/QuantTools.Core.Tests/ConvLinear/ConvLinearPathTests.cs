@@ -1,7 +1,7 @@
 using QuantTools.Core.Kernels;
 using QuantTools.Core.Kernels.Conv;
 using QuantTools.Core.Kernels.Linear;
-using QuantTools.Core.Kernels.Ops;
+using QuantTools.Core.Conformance.Ops;
 using QuantTools.Core.Tensors;
 
 namespace QuantTools.Core.Tests.ConvLinear;
@@ -275,7 +275,7 @@ public class ConvLinearPathTests
             if (ConvLinearGoldenTests.KnownFailures.ContainsKey((seed, id))) continue;
             var c = ConvLinearGoldenTests.Find(seed, id);
             object r;
-            using (KernelPaths.Force(path)) r = OpHandlers.Find(c.Op)!.Run(c);
+            using (KernelPaths.Force(path)) r = OpCaseAdapters.Find(c.Op)!.Run(c);
             var d = ConvLinearGoldenTests.Compare(c, r);
             if (d.Length > 0) failures.Add($"{seed}/{id}: {d}");
         }

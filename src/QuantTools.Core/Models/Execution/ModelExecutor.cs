@@ -117,14 +117,18 @@ public sealed class ModelExecutor
 
     // ------------------------------------------------------------------ running
 
-    /// <summary>Runs the model on one batch (a float tensor for a model whose forward takes one tensor).</summary>
-    public ModelResult Run(Tensor input, bool captureLayers = false, CancellationToken cancel = default) =>
-        Run([input], captureLayers, cancel);
+    /// <summary>
+    /// Runs the model on one batch (a float tensor for a model whose forward takes one tensor). <paramref name="options"/>
+    /// gives this run its thread budget (null: the process default); runs side by side keep their own.
+    /// </summary>
+    public ModelResult Run(Tensor input, bool captureLayers = false, CancellationToken cancel = default, RunOptions? options = null) =>
+        Run([input], captureLayers, cancel, options);
 
-    public ModelResult Run(IReadOnlyList<Tensor> inputs, bool captureLayers = false, CancellationToken cancel = default)
+    public ModelResult Run(IReadOnlyList<Tensor> inputs, bool captureLayers = false, CancellationToken cancel = default, RunOptions? options = null)
     {
         if (inputs.Count != Graph.Inputs.Count)
             throw new QuantToolsException(ErrorCode.InvalidArgument, $"the model takes {Graph.Inputs.Count} input(s), got {inputs.Count}", Graph.Source);
+        using var budget = Parallelism.Limit(options?.MaxThreads);
         var pool = Interlocked.Exchange(ref _pool, null) ?? new BufferPool();
         try
         {
@@ -228,14 +232,14 @@ public sealed class ModelExecutor
 
     /// <summary>Runs every batch in turn, reporting progress and stopping at cancellation between (and inside) batches.</summary>
     public IEnumerable<ModelResult> RunBatches(IEnumerable<Tensor> batches, bool captureLayers = false, IProgress<ModelProgress>? progress = null,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, RunOptions? options = null)
     {
         int? total = batches is ICollection<Tensor> c ? c.Count : null;
         int done = 0;
         foreach (var b in batches)
         {
             cancel.ThrowIfCancellationRequested();
-            var r = Run(b, captureLayers, cancel);
+            var r = Run(b, captureLayers, cancel, options);
             done++;
             progress?.Report(new ModelProgress(done, total));
             yield return r;

@@ -102,7 +102,7 @@ internal static class ModelBenchmarks
         {
             if (!executors.TryGetValue(c.File, out var ex)) executors[c.File] = ex = ModelExecutor.Load(c.File, QEngine.X86);
             var x = Input(c.Batch, c.Size, c.Size * 100 + c.Batch);
-            var budgetOptions = new RunOptions { MaxThreads = c.Threads };
+            var budgetOptions = new ExecutionOptions { MaxThreads = c.Threads };
             Tensor y = ex.Run(x, options: budgetOptions).Output;
             long a0 = GC.GetTotalAllocatedBytes(precise: true);
             int runs0 = 0;

@@ -3,7 +3,7 @@ namespace QuantTools.Core.Kernels;
 /// <summary>
 /// How many threads Core's kernels may use for one call. Large inputs are split into chunks whose results are combined
 /// exactly, so the budget never changes a result, only the time.
-/// <para>A run gets its own budget through <see cref="RunOptions.MaxThreads"/> (<c>ModelExecutor.Run</c>, pipeline jobs)
+/// <para>A run gets its own budget through <see cref="ExecutionOptions.MaxThreads"/> (<c>ModelExecutor.Run</c>, pipeline jobs)
 /// or <see cref="Limit"/>: the budget holds for that async flow only (an <see cref="AsyncLocal{T}"/>, which flows into
 /// the kernels' Parallel.For workers), so runs side by side in one process (parallel runspaces, pipeline jobs) each keep
 /// theirs. Outside any such scope the process default applies (all cores; hosts and benchmarks may set it).</para>
@@ -16,7 +16,7 @@ public static class Parallelism
     /// <summary>
     /// The budget kernels honour now: the innermost <see cref="Limit"/> scope of this async flow, else the process default.
     /// Setting it changes the process default (every flow without a scope of its own); a single run should pass
-    /// <see cref="RunOptions"/> instead.
+    /// <see cref="ExecutionOptions"/> instead.
     /// </summary>
     public static int MaxThreads
     {
@@ -73,10 +73,10 @@ public static class Parallelism
 }
 
 /// <summary>What a caller lets one run (a model batch, a pipeline job) use.</summary>
-public sealed record RunOptions
+public sealed record ExecutionOptions
 {
     /// <summary>Threads the run's kernels may use; null: the process default (<see cref="Parallelism.MaxThreads"/>, all cores).</summary>
     public int? MaxThreads { get; init; }
 
-    public static RunOptions Default { get; } = new();
+    public static ExecutionOptions Default { get; } = new();
 }

@@ -59,12 +59,12 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     private TorchEngine? _torch;
     private bool _warnedNoLayers;
     private int _batch;
-    private RunOptions? _runOptions;
+    private ExecutionOptions? _executionOptions;
 
     protected override void BeginProcessing()
     {
         var file = ParameterSetName == ModelSet ? Model!.Source : GetUnresolvedProviderPathFromPSPath(Path);
-        _runOptions = new RunOptions { MaxThreads = ThrottleLimit };
+        _executionOptions = new ExecutionOptions { MaxThreads = ThrottleLimit };
         if (IsLibTorch)
         {
             // PyTorch's own answer: the same TorchScript file through libtorch in-process (loaded on first use only).
@@ -111,7 +111,7 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
                          "no layer activations, so Layers stays empty (and -OutputPath holds only the output). Run the same input with " +
                          "-Engine x86 -CaptureLayers for every layer; its output equals libtorch's bit for bit where libtorch takes the same path.");
         }
-        var result = _torch is not null ? _torch.Run(input, capture, Cancel) : _executor!.Run(input, capture, Cancel, _runOptions);
+        var result = _torch is not null ? _torch.Run(input, capture, Cancel) : _executor!.Run(input, capture, Cancel, _executionOptions);
         if (OutputPath is not null) Save(result, _batch);
         var ps = PSObject.AsPSObject(result);
         ps.Properties.Add(new PSNoteProperty("Batch", _batch));

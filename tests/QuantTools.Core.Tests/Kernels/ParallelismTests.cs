@@ -3,7 +3,7 @@ using QuantTools.Core.Models.Execution;
 
 namespace QuantTools.Core.Tests.Kernels;
 
-/// <summary>The thread budget belongs to a run (RunOptions / Parallelism.Limit), not to the process.</summary>
+/// <summary>The thread budget belongs to a run (ExecutionOptions / Parallelism.Limit), not to the process.</summary>
 public class ParallelismTests
 {
     [Fact]
@@ -56,10 +56,10 @@ public class ParallelismTests
         int outside = Parallelism.MaxThreads;
         var budgets = new HashSet<int>();
         ex.NodeTimer = (_, _) => budgets.Add(Parallelism.MaxThreads); // called inside the run, after every node
-        var one = ex.Run(input, options: new RunOptions { MaxThreads = 1 });
+        var one = ex.Run(input, options: new ExecutionOptions { MaxThreads = 1 });
         Assert.Equal([1], budgets);
         budgets.Clear();
-        var two = ex.Run(input, options: new RunOptions { MaxThreads = 2 });
+        var two = ex.Run(input, options: new ExecutionOptions { MaxThreads = 2 });
         Assert.Equal([2], budgets);
         budgets.Clear();
         ex.Run(input);

@@ -121,10 +121,10 @@ public sealed class ModelExecutor
     /// Runs the model on one batch (a float tensor for a model whose forward takes one tensor). <paramref name="options"/>
     /// gives this run its thread budget (null: the process default); runs side by side keep their own.
     /// </summary>
-    public ModelResult Run(Tensor input, bool captureLayers = false, CancellationToken cancel = default, RunOptions? options = null) =>
+    public ModelResult Run(Tensor input, bool captureLayers = false, CancellationToken cancel = default, ExecutionOptions? options = null) =>
         Run([input], captureLayers, cancel, options);
 
-    public ModelResult Run(IReadOnlyList<Tensor> inputs, bool captureLayers = false, CancellationToken cancel = default, RunOptions? options = null)
+    public ModelResult Run(IReadOnlyList<Tensor> inputs, bool captureLayers = false, CancellationToken cancel = default, ExecutionOptions? options = null)
     {
         if (inputs.Count != Graph.Inputs.Count)
             throw new QuantToolsException(ErrorCode.InvalidArgument, $"the model takes {Graph.Inputs.Count} input(s), got {inputs.Count}", Graph.Source);
@@ -232,7 +232,7 @@ public sealed class ModelExecutor
 
     /// <summary>Runs every batch in turn, reporting progress and stopping at cancellation between (and inside) batches.</summary>
     public IEnumerable<ModelResult> RunBatches(IEnumerable<Tensor> batches, bool captureLayers = false, IProgress<ModelProgress>? progress = null,
-        CancellationToken cancel = default, RunOptions? options = null)
+        CancellationToken cancel = default, ExecutionOptions? options = null)
     {
         int? total = batches is ICollection<Tensor> c ? c.Count : null;
         int done = 0;

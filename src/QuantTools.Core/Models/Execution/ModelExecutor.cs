@@ -49,6 +49,11 @@ public sealed class ModelExecutor
 {
     public ModelGraph Graph { get; }
     public QEngine Engine { get; }
+    /// <summary>
+    /// The CPU class whose PyTorch the run reproduces (which library an <c>x86</c> conv runs on, FBGEMM's pair saturation,
+    /// ATen's vector widths); <see cref="CpuClass.Avx512Vnni"/> unless asked otherwise.
+    /// </summary>
+    public CpuClass Cpu { get; }
 
     /// <summary>When set, called after every node with its wall time in milliseconds (profiling; null costs nothing).</summary>
     public Action<GraphNode, double>? NodeTimer { get; set; }
@@ -59,10 +64,13 @@ public sealed class ModelExecutor
     // quint8 activation buffers freed by earlier layers / runs; a run takes the pool for itself (concurrent runs get a fresh one)
     private BufferPool? _pool = new();
 
-    public ModelExecutor(ModelGraph graph, QEngine engine)
+    public ModelExecutor(ModelGraph graph, QEngine engine) : this(graph, engine, CpuClass.Avx512Vnni) { }
+
+    public ModelExecutor(ModelGraph graph, QEngine engine, CpuClass cpu)
     {
         Graph = graph ?? throw new ArgumentNullException(nameof(graph));
         Engine = engine;
+        Cpu = Kernels.Requantization.EngineProfile.EffectiveCpu(engine, cpu);
         _prepared = new object?[graph.Nodes.Count];
         foreach (var n in graph.Nodes)
         {
@@ -81,6 +89,9 @@ public sealed class ModelExecutor
     /// <summary>Loads a TorchScript file, builds its graph and prepacks its weights.</summary>
     public static ModelExecutor Load(string path, QEngine engine) => new(TorchScriptFrontEnd.Build(path), engine);
 
+    /// <summary>Loads a TorchScript file for PyTorch on a CPU of class <paramref name="cpu"/>.</summary>
+    public static ModelExecutor Load(string path, QEngine engine, CpuClass cpu) => new(TorchScriptFrontEnd.Build(path), engine, cpu);
+
     // ------------------------------------------------------------------ prepacking
 
 
@@ -97,7 +108,7 @@ public sealed class ModelExecutor
                 try
                 {
                     return PackedConvWeight.Create(cp.Weight, cp.Bias, I(cp.Stride), I(cp.Padding), I(cp.Dilation), checked((int)cp.Groups),
-                        cp.Transpose, I(cp.OutputPadding), Engine);
+                        cp.Transpose, I(cp.OutputPadding), Engine, Cpu);
                 }
                 catch (QuantToolsException e)
                 {
@@ -112,7 +123,7 @@ public sealed class ModelExecutor
                     throw NodeError(n, "float16 dynamic linear weights are not supported", null);
                 try
                 {
-                    return PackedLinearWeight.Create(w, lp.Bias, Engine);
+                    return PackedLinearWeight.Create(w, lp.Bias, Engine, Cpu);
                 }
                 catch (QuantToolsException e)
                 {
@@ -152,6 +163,7 @@ public sealed class ModelExecutor
         if (inputs.Count != Graph.Inputs.Count)
             throw new QuantToolsException(ErrorCode.InvalidArgument, $"the model takes {Graph.Inputs.Count} input(s), got {inputs.Count}", Graph.Source);
         var pool = Interlocked.Exchange(ref _pool, null) ?? new BufferPool();
+        using var cpu = CpuClasses.Use(Cpu);
         try
         {
             return RunCore(inputs, captureLayers, pool, cancel);
@@ -986,8 +998,8 @@ public sealed class ModelExecutor
     }
 
     /// <summary>
-    /// <c>qcat_nhwc_kernel</c> (AVX-512 build): per pixel and input, channels with the output's qparams are copied;
-    /// otherwise channels below <c>C/16*16</c> are dequantized with the FMA form and quantized with the vector form
+    /// <c>qcat_nhwc_kernel</c>: per pixel and input, channels with the output's qparams are copied;
+    /// otherwise channels below <c>C/16*16</c> (AVX-512; <c>C/8*8</c> on AVX2) are dequantized with the FMA form and quantized with the vector form
     /// (<c>inv = f32(1.0/scale)</c> in double), the rest with <c>dequantize_val</c> / <c>quantize_val</c>.
     /// </summary>
     private static QTensor CatNhwc(List<QTensor> xs, double scale, long zp, bool relu)
@@ -1017,7 +1029,8 @@ public sealed class ModelExecutor
             float sf = (float)x.QParams.Scale;
             int zin = (int)x.QParams.ZeroPoint;
             float premul = QOps.Premul(sf, zin);
-            int vecC = cc / 16 * 16;
+            int lanes = QOps.AtenVectorBytes / 4;   // Vectorized<float>::size(): 16 on AVX-512, 8 on AVX2
+            int vecC = cc / lanes * lanes;
             for (int b = 0; b < n; b++)
                 for (int ch = 0; ch < cc; ch++)
                 {

@@ -91,7 +91,9 @@ public sealed class OnnxExecutor
                 if (n.Outputs[i].Length == 0) continue;
                 values[n.Outputs[i]] = outs[i];
                 if (captureLayers && qparams.TryGetValue(n.Outputs[i], out var qp) && outs[i].DType is DType.UInt8 or DType.Int8)
-                    captured.Add(new CapturedLayer(n.Outputs[i], n.Op, ToQTensor(outs[i], qp)));
+                    captured.Add(Graph.Int8Renames.TryGetValue(n.Outputs[i], out var orig)
+                        ? new CapturedLayer(orig.Original, n.Op, ToQTensor(ToInt8(outs[i]), (qp.Scale, orig.Int8ZeroPoint)))
+                        : new CapturedLayer(n.Outputs[i], n.Op, ToQTensor(outs[i], qp)));
             }
         }
         var results = new List<object>();
@@ -101,6 +103,15 @@ public sealed class OnnxExecutor
             results.Add(qparams.TryGetValue(o, out var qp) && t.DType is DType.UInt8 or DType.Int8 ? ToQTensor(t, qp) : t);
         }
         return new ModelResult { Outputs = results, Layers = captured };
+    }
+
+    /// <summary>A uint8 value of a QDQS8ToU8 pair as the file's int8 value (q − 128).</summary>
+    private static Tensor ToInt8(Tensor u8)
+    {
+        var s = u8.AsSpan<byte>();
+        var r = new sbyte[s.Length];
+        for (int i = 0; i < r.Length; i++) r[i] = (sbyte)(s[i] - 128);
+        return new Tensor(DType.Int8, u8.Shape, r);
     }
 
     private static QTensor ToQTensor(Tensor t, (float Scale, int Zp) qp) =>
@@ -464,8 +475,9 @@ public sealed class OnnxExecutor
         int yz = Zp(yzT, n, "C_zero_point");
         var (qmin, qmax) = OrtKernels.Range(a.DType);
         bool add = n.Op == "QLinearAdd";
-        // MLAS's scalar helpers (qladd.cpp, qlmul.cpp): dequantize both, add or multiply in float, quantize by division
-        _approxOnce(n, $"{n.Op} follows MLAS's portable float form; its AVX2 / AVX-512 kernels are not checked against ORT output");
+        // MLAS's scalar helpers (qladd.cpp, qlmul.cpp): dequantize both, add or multiply in float, quantize by division.
+        // QLinearAdd equals ONNX Runtime on the random models of tests/QuantTools.OnnxRuntime.Tests; QLinearMul is unchecked.
+        if (!add) _approxOnce(n, "QLinearMul follows MLAS's portable float form, not checked against ONNX Runtime's vector kernel");
         var y = OnnxFloatOps.BinaryInt(a, b, n, (qa, qb) =>
         {
             float va = asc * (qa - az), vb = bsc * (qb - bz);

@@ -47,6 +47,8 @@ public sealed class OrtGraph
     public required OnnxModel Model { get; init; }
     /// <summary>What was rewritten, one line per fusion (for -Verbose and tests).</summary>
     public List<string> Log { get; } = [];
+    /// <summary>Values QDQS8ToU8 renamed: new name → the file's name and its int8 zero point (the integers differ by 128).</summary>
+    public Dictionary<string, (string Original, int Int8ZeroPoint)> Int8Renames { get; } = new(StringComparer.Ordinal);
 
     public override string ToString() => $"{Path.GetFileName(Model.Source)}: {Nodes.Count} nodes after ORT's rewrites";
 
@@ -207,6 +209,7 @@ public sealed class OrtGraph
             var zpName = NewName("qdq_s8_to_u8_zp_conversion");
             Constants[zpName] = new Tensor(DType.UInt8, [], new[] { (byte)zq });
             var outName = NewName("qdq_s8_to_u8_quant");
+            Int8Renames[outName] = (q.Outputs[0], zq - 128);
             q.Outputs[0] = outName;
             dq.Inputs[0] = outName;
             q.Inputs[2] = zpName;

@@ -4,6 +4,7 @@ using QuantTools.Core.Formats;
 using QuantTools.Core.Kernels;
 using QuantTools.Core.Models;
 using QuantTools.Core.Models.Execution;
+using QuantTools.Core.Models.Onnx;
 using QuantTools.Core.Tensors;
 using QuantTools.PowerShell.Internal;
 
@@ -12,7 +13,9 @@ namespace QuantTools.PowerShell.Commands;
 /// <summary>
 /// Runs a quantized TorchScript model with QuantTools' integer kernels, exactly as the chosen PyTorch engine does.
 /// Each piped tensor (or -InputObject, or each tensor of -InputPath files) is one batch. <c>-Engine libtorch</c> runs the
-/// same file through libtorch in-process instead (QuantTools.Torch, loaded only then).
+/// same file through libtorch in-process instead (QuantTools.Torch, loaded only then). A .onnx file runs with ONNX
+/// Runtime 1.30's CPU arithmetic (<c>-Engine ort</c>, the default for .onnx) or through ONNX Runtime itself in-process
+/// (<c>-Engine onnxruntime</c>, QuantTools.OnnxRuntime, loaded only then).
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "QuantModel", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(ModelResult))]
@@ -39,8 +42,12 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     public string[]? InputPath { get; set; }
 
     [Parameter]
-    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", "libtorch", IgnoreCase = true)]
+    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", "libtorch", "ort", "onnxruntime", IgnoreCase = true)]
     public string Engine { get; set; } = "x86";
+
+    /// <summary>.onnx with -Engine ort: the graph as written (ORT_DISABLE_ALL) instead of after ORT's default fusions.</summary>
+    [Parameter]
+    public SwitchParameter NoGraphOptimization { get; set; }
 
     /// <summary>Keep every layer's quantized output with its qparams.</summary>
     [Parameter]
@@ -56,6 +63,8 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     public int ThrottleLimit { get; set; } = Environment.ProcessorCount;
 
     private ModelExecutor? _executor;
+    private OnnxExecutor? _onnx;
+    private OnnxRuntimeEngine? _ort;
     private TorchEngine? _torch;
     private bool _warnedNoLayers;
     private int _batch;
@@ -66,7 +75,25 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         var file = ParameterSetName == ModelSet ? Model!.Source : GetUnresolvedProviderPathFromPSPath(Path);
         _previousThreads = Parallelism.MaxThreads;
         Parallelism.MaxThreads = ThrottleLimit;
-        if (IsLibTorch)
+        bool isOnnx = file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+        bool engineGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Engine));
+        if (isOnnx || IsOnnxEngine)
+        {
+            if (!isOnnx)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Engine {Engine} runs .onnx files; {System.IO.Path.GetFileName(file)} is not one"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, file));
+            if (engineGiven && !IsOnnxEngine)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Engine {Engine} is a PyTorch engine; .onnx files run with -Engine ort (ONNX Runtime's arithmetic) or onnxruntime (ONNX Runtime in-process)"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, Engine));
+            if (Architecture is not null)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Architecture is for state_dicts; an .onnx file holds its graph"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, Architecture));
+            if (string.Equals(Engine, "onnxruntime", StringComparison.OrdinalIgnoreCase))
+                _ort = OrThrow(file, () => OnnxRuntimeEngine.Load(file, ThrottleLimit, !NoGraphOptimization));
+            else
+                _onnx = OrThrow(file, () => OnnxExecutor.Load(file, NoGraphOptimization ? OrtOptimization.None : OrtOptimization.Default));
+        }
+        else if (IsLibTorch)
         {
             // PyTorch's own answer: the same TorchScript file through libtorch in-process (loaded on first use only).
             if (Architecture is not null)
@@ -112,13 +139,20 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
                          "no layer activations, so Layers stays empty (and -OutputPath holds only the output). Run the same input with " +
                          "-Engine x86 -CaptureLayers for every layer; its output equals libtorch's bit for bit where libtorch takes the same path.");
         }
-        var result = _torch is not null ? _torch.Run(input, capture, Cancel) : _executor!.Run(input, capture, Cancel);
+        var result = _torch is not null ? _torch.Run(input, capture, Cancel)
+            : _onnx is not null ? _onnx.Run(input, capture, Cancel)
+            : _ort is not null ? _ort.Run(input, capture, Cancel)
+            : _executor!.Run(input, capture, Cancel);
         if (OutputPath is not null) Save(result, _batch);
         var ps = PSObject.AsPSObject(result);
         ps.Properties.Add(new PSNoteProperty("Batch", _batch));
         if (name is not null) ps.Properties.Add(new PSNoteProperty("InputName", name));
-        ps.Properties.Add(new PSNoteProperty("Engine", _torch is not null ? "libtorch" : _executor!.Engine.TorchName()));
+        ps.Properties.Add(new PSNoteProperty("Engine", _torch is not null ? "libtorch" : _onnx is not null ? "ort" : _ort is not null ? "onnxruntime" : _executor!.Engine.TorchName()));
         if (_torch is not null) ps.Properties.Add(new PSNoteProperty("EngineDetail", _torch.EngineName));
+        if (_ort is not null) ps.Properties.Add(new PSNoteProperty("EngineDetail", _ort.EngineName));
+        if (_onnx is not null && _onnx.FloatApproximations.Count > 0 && _batch == 1)
+            WriteWarning($"{_onnx.FloatApproximations.Count} node(s) run in float32 without MLAS's exact summation order, so their outputs may differ from ONNX Runtime in the last bits: " +
+                         string.Join("; ", _onnx.FloatApproximations.Take(5)));
         WriteObject(ps);
     }
 
@@ -156,10 +190,13 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     {
         _torch?.Dispose();
         _torch = null;
+        _ort?.Dispose();
+        _ort = null;
         if (_previousThreads > 0) Parallelism.MaxThreads = _previousThreads;
     }
 
     private bool IsLibTorch => string.Equals(Engine, "libtorch", StringComparison.OrdinalIgnoreCase);
+    private bool IsOnnxEngine => Engine.Equals("ort", StringComparison.OrdinalIgnoreCase) || Engine.Equals("onnxruntime", StringComparison.OrdinalIgnoreCase);
 
     protected override void EndProcessing()
     {

@@ -198,9 +198,9 @@ public static class OnnxReader
             }
         var pending = new int[g.Nodes.Count];
         var users = new List<int>[g.Nodes.Count];
+        for (int n = 0; n < g.Nodes.Count; n++) users[n] = [];
         for (int n = 0; n < g.Nodes.Count; n++)
         {
-            users[n] = [];
             foreach (var i in g.Nodes[n].Inputs)
             {
                 if (i.Length == 0) continue;

@@ -88,10 +88,12 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
             if (Architecture is not null)
                 ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Architecture is for state_dicts; an .onnx file holds its graph"),
                     "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, Architecture));
+            var model = OrThrow(file, () => Core.Formats.Onnx.OnnxReader.Load(file));
+            _onnxBatchOne = model.Graph.Inputs.Count > 0 && model.Graph.Inputs[0].Shape is { Length: > 1 } s0 && s0[0] == 1;
             if (string.Equals(Engine, "onnxruntime", StringComparison.OrdinalIgnoreCase))
                 _ort = OrThrow(file, () => OnnxRuntimeEngine.Load(file, ThrottleLimit, !NoGraphOptimization));
             else
-                _onnx = OrThrow(file, () => OnnxExecutor.Load(file, NoGraphOptimization ? OrtOptimization.None : OrtOptimization.Default));
+                _onnx = OrThrow(file, () => new OnnxExecutor(model, NoGraphOptimization ? OrtOptimization.None : OrtOptimization.Default));
         }
         else if (IsLibTorch)
         {
@@ -126,7 +128,30 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         TryItem(InputObject, () => RunOne(TensorArgument.ToTensor(InputObject), TensorArgument.NameOf(InputObject)));
     }
 
+    private bool _onnxBatchOne;
+
     private void RunOne(Tensor input, string? name)
+    {
+        // an ONNX model exported for batch 1: each row of a larger batch is one run (one result each), as ORT needs
+        if (_onnxBatchOne && input.Rank > 1 && input.Shape[0] > 1)
+        {
+            for (int r = 0; r < input.Shape[0]; r++) RunOneBatch(Row(input, r), $"{name ?? "input"}[{r}]");
+            return;
+        }
+        RunOneBatch(input, name);
+    }
+
+    private static Tensor Row(Tensor x, int r)
+    {
+        int per = x.Length / x.Shape[0];
+        var shape = (int[])x.Shape.Clone();
+        shape[0] = 1;
+        var data = Array.CreateInstance(x.Data.GetType().GetElementType()!, per);
+        Array.Copy(x.Data, r * per, data, 0, per);
+        return new Tensor(x.DType, shape, data);
+    }
+
+    private void RunOneBatch(Tensor input, string? name)
     {
         Cancel.ThrowIfCancellationRequested();
         _batch++;

@@ -152,6 +152,17 @@ foreach (var r in pathResults)
     });
     table.Add([r.Name, Fmt(r.Ms), r.Peer ?? "-", Fmt(r.PeerMs), ratio is { } q ? q.ToString("0.00", CultureInfo.InvariantCulture) : "-", "-"]);
 }
+// ONNX QOperator kernels (issue 13): ours (the ORT emulation) vs onnxruntime, Stopwatch harness; filter "onnx" or "qop".
+var onnxResults = OnnxBenchmarks.Selected(filters) ? OnnxBenchmarks.Run(repoRoot, full, Console.Out) : [];
+foreach (var r in onnxResults)
+{
+    results.Add(new JsonObject
+    {
+        ["name"] = r.Name, ["ours_ms"] = Round(r.OursMs), ["peer"] = "onnxruntime", ["peer_ms"] = Round(r.OrtMs),
+        ["ratio"] = Round(r.OrtMs / r.OursMs), ["outputs_differing"] = r.Differ,
+    });
+    table.Add([r.Name, Fmt(r.OursMs), "onnxruntime", Fmt(r.OrtMs), (r.OrtMs / r.OursMs).ToString("0.00", CultureInfo.InvariantCulture), "-"]);
+}
 
 var json = results.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 var jsonPath = Path.Combine(outDir, "results.json");
@@ -164,6 +175,7 @@ Console.WriteLine(Rows.Format(["name", "ours_ms", "peer", "peer_ms", "ratio", "P
 Console.Write(KernelRows.Report(medians));
 if (modelResults.Count > 0) Console.Write(ModelBenchmarks.Report(modelResults));
 if (pathResults.Count > 0) Console.Write(KernelPathBenchmarks.Report(pathResults));
+if (onnxResults.Count > 0) Console.Write(OnnxBenchmarks.Report(onnxResults));
 foreach (var m in unavailable.Distinct())
     Console.WriteLine($"skipped {m}: the Core API it measures is not in this build yet (Quantizer / ObserverFactory)");
 foreach (var (m, why) in kernelSkips)

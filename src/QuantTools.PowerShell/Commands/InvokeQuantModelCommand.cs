@@ -42,6 +42,14 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", "libtorch", IgnoreCase = true)]
     public string Engine { get; set; } = "x86";
 
+    /// <summary>
+    /// The CPU class whose PyTorch to reproduce: avx512-vnni (default, the golden data's host), avx2, or host (this
+    /// machine's). Decides where x86 sends convs, FBGEMM's / oneDNN's int16 pair saturation and ATen's vector widths.
+    /// </summary>
+    [Parameter]
+    [ValidateSet("avx512-vnni", "avx2", "host", IgnoreCase = true)]
+    public string CpuClass { get; set; } = "avx512-vnni";
+
     /// <summary>Keep every layer's quantized output with its qparams.</summary>
     [Parameter]
     public SwitchParameter CaptureLayers { get; set; }
@@ -76,10 +84,11 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         else
         {
             var engine = QEngineInfo.Parse(Engine);
+            var cpu = CpuClasses.Parse(CpuClass);
             var arch = Architecture is null ? null : GetUnresolvedProviderPathFromPSPath(Architecture);
             _executor = OrThrow(file, () => arch is null
-                ? ModelExecutor.Load(file, engine)
-                : new ModelExecutor(Core.Models.Graph.ArchitectureFrontEnd.Build(file, arch), engine));
+                ? ModelExecutor.Load(file, engine, cpu)
+                : new ModelExecutor(Core.Models.Graph.ArchitectureFrontEnd.Build(file, arch), engine, cpu));
         }
         if (InputPath is not null)
             foreach (var p in InputPath)
@@ -117,6 +126,7 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         ps.Properties.Add(new PSNoteProperty("Batch", _batch));
         if (name is not null) ps.Properties.Add(new PSNoteProperty("InputName", name));
         ps.Properties.Add(new PSNoteProperty("Engine", _torch is not null ? "libtorch" : _executor!.Engine.TorchName()));
+        ps.Properties.Add(new PSNoteProperty("CpuClass", _torch is not null ? Core.Kernels.CpuClasses.Host.Name() : _executor!.Cpu.Name()));
         if (_torch is not null) ps.Properties.Add(new PSNoteProperty("EngineDetail", _torch.EngineName));
         WriteObject(ps);
     }

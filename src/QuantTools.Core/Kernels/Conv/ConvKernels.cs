@@ -80,14 +80,16 @@ internal static unsafe class ConvKernels
     /// <summary>
     /// The accumulators of one image, [C_out][OH·OW], straight from the definition:
     /// exact backends: <c>Σ_k (a − a_zp)(w − w_zp)</c> with padding reading a_zp;
-    /// FBGEMM depthwise (any host) and fbgemm-avx2 GEMM: <c>Σ_pairs sat16(a₀w₀ + a₁w₁) − a_zp·Σw − w_zp·Σa + K·a_zp·w_zp</c>
-    /// on raw uint8 / int8 values, pairs taken in K order (taps row-major for depthwise; (kh, kw, c) for the GEMM).
+    /// FBGEMM depthwise (any host), fbgemm-avx2 and onednn-avx2: <c>Σ_pairs sat16(a₀w₀ + a₁w₁) − a_zp·Σw − w_zp·Σa + K·a_zp·w_zp</c>
+    /// on raw uint8 / int8 values. FBGEMM takes pairs in K order (taps row-major for depthwise; (kh, kw, c) for the
+    /// im2col GEMM, so a pair can span two taps when C_in/groups is odd); oneDNN pairs channels (2j, 2j+1) within each tap.
     /// </summary>
     public static void AccumulateReference(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
     {
         var s = pw.Shape;
         int icg = s.InPerGroup, ocg = s.OutPerGroup, k = s.K, p = oh * ow;
-        bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
+        bool saturating = pw.FbgemmDepthwise || pw.Backend.SaturatesPairs();
+        bool tapPairs = pw.Backend == QBackend.OnednnAvx2;
         int[] av = new int[k];
         for (int o = 0; o < s.OutChannels; o++)
         {
@@ -114,12 +116,16 @@ internal static unsafe class ConvKernels
                     else
                     {
                         int asum = 0;
-                        for (int i = 0; i < k; i += 2)
-                        {
-                            int pair = av[i] * wo[i] + (i + 1 < k ? av[i + 1] * wo[i + 1] : 0);
-                            acc += Sat16(pair);
-                            asum += av[i] + (i + 1 < k ? av[i + 1] : 0);
-                        }
+                        // a pair is (i, i+1) unless it would cross a tap where pairs stay inside taps (run = icg)
+                        int run = tapPairs ? icg : k;
+                        for (int t0 = 0; t0 < k; t0 += run)
+                            for (int i = t0; i < t0 + run; i += 2)
+                            {
+                                bool two = i + 1 < t0 + run;
+                                int pair = av[i] * wo[i] + (two ? av[i + 1] * wo[i + 1] : 0);
+                                acc += Sat16(pair);
+                                asum += av[i] + (two ? av[i + 1] : 0);
+                            }
                         acc = unchecked(acc - azp * pw.WSum[o] - wzp * asum + k * azp * wzp);
                     }
                     raw[o * p + yy * ow + xx] = acc;
@@ -161,6 +167,7 @@ internal static unsafe class ConvKernels
         var s = pw.Shape;
         int kh = s.KernelH, kw = s.KernelW, taps = kh * kw, p = oh * ow, mult = s.OutChannels / s.Groups;
         int sh = s.StrideH, sw = s.StrideW, ph = s.PadH, pwd = s.PadW;
+        // one input channel per group: oneDNN's pairs (within a tap) hold a single product, which cannot saturate
         bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
         int hp = h + 2 * ph, wp = w + 2 * pwd;
         if (sw == 2 && (wp & 1) != 0) wp++;

@@ -63,8 +63,8 @@ public static class ConvPaths
         _ => throw new ArgumentOutOfRangeException(nameof(a)),
     };
 
-    /// <summary>True when the layer's integer arithmetic saturates u8 x s8 product pairs to int16 (FBGEMM).</summary>
-    public static bool Saturating(PackedConvWeight pw) => pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
+    /// <summary>True when the layer's integer arithmetic saturates u8 x s8 product pairs to int16 (FBGEMM depthwise; FBGEMM and oneDNN without VNNI).</summary>
+    public static bool Saturating(PackedConvWeight pw) => pw.FbgemmDepthwise || pw.Backend.SaturatesPairs();
 
     /// <summary>The plan for this call (honours a forced path).</summary>
     public static ConvPlan Resolve(PackedConvWeight pw) => Resolve(pw, KernelPaths.Choose(Implemented));

@@ -93,7 +93,12 @@ public sealed class PackedConvWeight
     /// [C_out] or null. Spatial arguments take one value per spatial dim (or one for all).
     /// </summary>
     public static PackedConvWeight Create(QTensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups,
-        bool transposed, int[] outputPadding, QEngine engine)
+        bool transposed, int[] outputPadding, QEngine engine) =>
+        Create(weight, bias, stride, padding, dilation, groups, transposed, outputPadding, engine, CpuClass.Avx512Vnni);
+
+    /// <summary>As the other overload, for PyTorch on a CPU of class <paramref name="cpu"/> (which library runs the layer).</summary>
+    public static PackedConvWeight Create(QTensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups,
+        bool transposed, int[] outputPadding, QEngine engine, CpuClass cpu)
     {
         ArgumentNullException.ThrowIfNull(weight);
         if (weight.DType != DType.QInt8)
@@ -143,11 +148,11 @@ public sealed class PackedConvWeight
             Array.Fill(wscale, (float)qp.Scale);
         }
         bool allZero = wzp.All(z => z == 0);
-        var backend = EngineProfile.ForConv(engine, allZero, groups, oph != 0 || opw != 0);
-        if (backend == QBackend.Onednn && !allZero)
+        var backend = EngineProfile.ForConv(engine, cpu, allZero, groups, oph != 0 || opw != 0);
+        if (backend.IsOnednn() && !allZero)
             throw new QuantToolsException(ErrorCode.NotSupported,
                 "quantized::qconv_prepack: ONEDNN only supports symmetric quantization of weight, whose zero point must be 0.");
-        if (backend == QBackend.Onednn && (oph != 0 || opw != 0))
+        if (backend.IsOnednn() && (oph != 0 || opw != 0))
             throw new QuantToolsException(ErrorCode.NotSupported, "quantized::conv_prepack: ONEDNN only supports zero output_padding.");
 
         float[]? b = null;

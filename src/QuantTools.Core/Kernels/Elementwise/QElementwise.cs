@@ -146,7 +146,8 @@ public static class QElementwise
             float sf = (float)x.QParams.Scale;
             int zin = (int)x.QParams.ZeroPoint;
             float premul = QOps.Premul(sf, zin);
-            int vecC = cc / 16 * 16;
+            int lanes = QOps.AtenVectorBytes / 4;   // Vectorized<float>::size(): 16 on AVX-512, 8 on AVX2
+            int vecC = cc / lanes * lanes;
             for (int b = 0; b < n; b++)
                 for (int ch = 0; ch < cc; ch++)
                 {

@@ -19,13 +19,13 @@ internal static unsafe class LinearKernels
     }
 
     /// <summary>
-    /// <c>raw[r, j] = Σ_k (x[r,k] − a_zp)(w[j,k] − w_zp[j])</c>; for fbgemm-avx2 each even-aligned pair of raw u8 x s8
+    /// <c>raw[r, j] = Σ_k (x[r,k] − a_zp)(w[j,k] − w_zp[j])</c>; for fbgemm-avx2 and onednn-avx2 each even-aligned pair of raw u8 x s8
     /// products saturates to int16 first, then <c>− a_zp·Σw − w_zp·Σx + K·a_zp·w_zp</c>.
     /// </summary>
     public static void AccumulateReference(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw)
     {
         int k = pw.InFeatures, n = pw.OutFeatures;
-        bool sat = pw.Backend == QBackend.FbgemmAvx2;
+        bool sat = pw.Backend.SaturatesPairs();
         for (int r = 0; r < m; r++)
         {
             var xr = x.Slice(r * k, k);

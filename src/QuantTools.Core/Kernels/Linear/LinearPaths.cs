@@ -55,8 +55,8 @@ public static class LinearPaths
     public static LinearPlan Resolve(PackedLinearWeight pw, KernelPath isa)
     {
         var requant = OutputStage.Family.Resolve();
-        if (isa == KernelPath.Scalar || pw.Backend == QBackend.FbgemmAvx2)
-            return new(pw.Backend, pw.Backend == QBackend.FbgemmAvx2 ? LinearAccumulation.ScalarSat16 : LinearAccumulation.Scalar, requant);
+        if (isa == KernelPath.Scalar || pw.Backend.SaturatesPairs())
+            return new(pw.Backend, pw.Backend.SaturatesPairs() ? LinearAccumulation.ScalarSat16 : LinearAccumulation.Scalar, requant);
         if (isa == KernelPath.NativeVnni)
         {
             if (Native.NativeGemm.Applies(pw)) return new(pw.Backend, LinearAccumulation.NativeAvx512Vnni, requant);

@@ -73,7 +73,10 @@ public sealed class PackedLinearWeight
     }
 
     /// <summary>Prepares a layer from a qint8 weight [out, in] (per-tensor, or per-channel on axis 0) and a float bias [out] or null.</summary>
-    public static PackedLinearWeight Create(QTensor weight, Tensor? bias, QEngine engine)
+    public static PackedLinearWeight Create(QTensor weight, Tensor? bias, QEngine engine) => Create(weight, bias, engine, CpuClass.Avx512Vnni);
+
+    /// <summary>As the other overload, for PyTorch on a CPU of class <paramref name="cpu"/> (which library runs the layer).</summary>
+    public static PackedLinearWeight Create(QTensor weight, Tensor? bias, QEngine engine, CpuClass cpu)
     {
         ArgumentNullException.ThrowIfNull(weight);
         if (weight.DType != DType.QInt8)
@@ -102,7 +105,7 @@ public sealed class PackedLinearWeight
                 throw new QuantToolsException(ErrorCode.ShapeMismatch, $"bias has {bias.Length} values for {n} output features");
             b = bias.ToFloat32().AsSpan<float>().ToArray();
         }
-        var backend = EngineProfile.ForLinear(engine);
+        var backend = EngineProfile.ForLinear(engine, cpu);
         return new PackedLinearWeight(k, n, engine, backend, qp.IsPerChannel, weight.IntRepr.AsSpan<sbyte>().ToArray(), wzp, ws, b);
     }
 

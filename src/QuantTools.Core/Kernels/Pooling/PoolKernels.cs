@@ -23,8 +23,11 @@ public static partial class PoolKernels
     /// <summary><c>qu8-avgpool2d-nhwc/{scalar, avx512}</c>: ATen's channels_last average pooling.</summary>
     public static readonly KernelFamily AvgPoolNhwcFamily = new("qu8-avgpool2d-nhwc", KernelPath.Avx512);
 
-    /// <summary>Channels per vector block in ATen's NHWC average-pool kernel on AVX-512 (<c>Vectorized&lt;quint8&gt;::size()/4</c>).</summary>
-    public const int NhwcVectorChannels = 16;
+    /// <summary>
+    /// Channels per vector block in ATen's NHWC average-pool kernels (<c>Vectorized&lt;quint8&gt;::size()/4</c>): 16 on
+    /// AVX-512, 8 on AVX2 (<see cref="CpuClasses.Current"/>); the channels after the last whole block take the scalar form.
+    /// </summary>
+    public static int NhwcVectorChannels => QOps.AtenVectorBytes / 4;
 
     public readonly record struct Geometry(int Planes, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW);
 
@@ -237,7 +240,8 @@ public static partial class PoolKernels
     /// </summary>
     public static int AvgPoolNhwcElement(int acc, float m, int channel, int channels, int zpOut, int qmin, int qmax)
     {
-        if (channel < channels / NhwcVectorChannels * NhwcVectorChannels)
+        int v = NhwcVectorChannels;
+        if (channel < channels / v * v)
             return QOps.QuantizeVector(acc, m, zpOut, qmin, qmax);
         float scale = 1.0f / m;
         return QOps.QuantizeScalar(acc, 1.0f / scale, zpOut, qmin, qmax);

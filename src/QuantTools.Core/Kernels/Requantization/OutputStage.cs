@@ -67,7 +67,7 @@ public sealed class OutputStage
             float saw = sIn * weightScales[i];
             Multiplier[i] = saw / sOut;
             if (Beta is null) continue;
-            bool divide = perChannelWeights || backend == QBackend.Onednn;
+            bool divide = perChannelWeights || backend.IsOnednn();
             Beta[i] = divide ? bias![i] / saw : bias![i] * (float)(1.0 / saw);
         }
     }

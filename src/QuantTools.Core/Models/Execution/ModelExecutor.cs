@@ -47,6 +47,11 @@ public sealed class ModelExecutor
 {
     public ModelGraph Graph { get; }
     public QEngine Engine { get; }
+    /// <summary>
+    /// The CPU class whose PyTorch the run reproduces (which library an <c>x86</c> conv runs on, FBGEMM's pair saturation,
+    /// ATen's vector widths); <see cref="CpuClass.Avx512Vnni"/> unless asked otherwise.
+    /// </summary>
+    public CpuClass Cpu { get; }
 
     /// <summary>When set, called after every node with its wall time in milliseconds (profiling; null costs nothing).</summary>
     public Action<GraphNode, double>? NodeTimer { get; set; }
@@ -58,10 +63,13 @@ public sealed class ModelExecutor
     // quint8 activation buffers freed by earlier layers / runs; a run takes the pool for itself (concurrent runs get a fresh one)
     private BufferPool? _pool = new();
 
-    public ModelExecutor(ModelGraph graph, QEngine engine)
+    public ModelExecutor(ModelGraph graph, QEngine engine) : this(graph, engine, CpuClass.Avx512Vnni) { }
+
+    public ModelExecutor(ModelGraph graph, QEngine engine, CpuClass cpu)
     {
         Graph = graph ?? throw new ArgumentNullException(nameof(graph));
         Engine = engine;
+        Cpu = Kernels.Requantization.EngineProfile.EffectiveCpu(engine, cpu);
         _handlers = new OpHandler?[graph.Nodes.Count];
         _prepared = new object?[graph.Nodes.Count];
         foreach (var n in graph.Nodes)
@@ -82,6 +90,9 @@ public sealed class ModelExecutor
     /// <summary>Loads a TorchScript file, builds its graph and prepacks its weights.</summary>
     public static ModelExecutor Load(string path, QEngine engine) => new(TorchScriptFrontEnd.Build(path), engine);
 
+    /// <summary>Loads a TorchScript file for PyTorch on a CPU of class <paramref name="cpu"/>.</summary>
+    public static ModelExecutor Load(string path, QEngine engine, CpuClass cpu) => new(TorchScriptFrontEnd.Build(path), engine, cpu);
+
     // ------------------------------------------------------------------ prepacking
 
     private object? Prepare(GraphNode n)
@@ -90,7 +101,7 @@ public sealed class ModelExecutor
         if (h is null) return null; // unknown ops fail when they run, naming the op, layer and line
         try
         {
-            return h.Prepack(n, Engine);
+            return h.Prepack(n, Engine, Cpu);
         }
         catch (QuantToolsException e)
         {
@@ -130,6 +141,7 @@ public sealed class ModelExecutor
             throw new QuantToolsException(ErrorCode.InvalidArgument, $"the model takes {Graph.Inputs.Count} input(s), got {inputs.Count}", Graph.Source);
         using var budget = Parallelism.Limit(options?.MaxThreads);
         var pool = Interlocked.Exchange(ref _pool, null) ?? new BufferPool();
+        using var cpu = CpuClasses.Use(Cpu);
         try
         {
             return RunCore(inputs, captureLayers, pool, cancel);

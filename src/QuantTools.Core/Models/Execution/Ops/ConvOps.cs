@@ -20,7 +20,9 @@ internal sealed class ConvOps : OpHandler
     // conv(Tensor qx, ConvPackedParams packed, float output_scale, int output_zero_point)
     public override int OutputQParamsArg(string op) => 2;
 
-    public override object? Prepack(GraphNode n, QEngine engine)
+    public override object? Prepack(GraphNode n, QEngine engine) => Prepack(n, engine, CpuClass.Avx512Vnni);
+
+    public override object? Prepack(GraphNode n, QEngine engine, CpuClass cpu)
     {
         if (n.Inputs.Count < 2 || n.Inputs[1].Constant is not ConvPackedParams cp)
             throw new QuantToolsException(ErrorCode.InvalidArgument, "conv packed params must be a module constant");
@@ -28,7 +30,7 @@ internal sealed class ConvOps : OpHandler
         try
         {
             return PackedConvWeight.Create(cp.Weight, cp.Bias, I(cp.Stride), I(cp.Padding), I(cp.Dilation), checked((int)cp.Groups),
-                cp.Transpose, I(cp.OutputPadding), engine);
+                cp.Transpose, I(cp.OutputPadding), engine, cpu);
         }
         catch (QuantToolsException e)
         {

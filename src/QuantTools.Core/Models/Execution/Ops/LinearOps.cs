@@ -18,7 +18,9 @@ internal sealed class LinearOps : OpHandler
     // linear(Tensor X, LinearPackedParams W_prepack, float Y_scale_i, int Y_zero_point_i)
     public override int OutputQParamsArg(string op) => op is "quantized::linear" or "quantized::linear_relu" ? 2 : -1;
 
-    public override object? Prepack(GraphNode n, QEngine engine)
+    public override object? Prepack(GraphNode n, QEngine engine) => Prepack(n, engine, CpuClass.Avx512Vnni);
+
+    public override object? Prepack(GraphNode n, QEngine engine, CpuClass cpu)
     {
         if (n.Inputs.Count < 2 || n.Inputs[1].Constant is not LinearPackedParams lp)
             throw new QuantToolsException(ErrorCode.InvalidArgument, "linear packed params must be a module constant");
@@ -26,7 +28,7 @@ internal sealed class LinearOps : OpHandler
             throw new QuantToolsException(ErrorCode.InvalidArgument, "float16 dynamic linear weights are not supported");
         try
         {
-            return PackedLinearWeight.Create(w, lp.Bias, engine);
+            return PackedLinearWeight.Create(w, lp.Bias, engine, cpu);
         }
         catch (QuantToolsException e)
         {

@@ -33,6 +33,12 @@ internal abstract class OpHandler
     public virtual object? Prepack(GraphNode node, QEngine engine) => null;
 
     /// <summary>
+    /// As <see cref="Prepack(GraphNode, QEngine)"/>, for PyTorch on a CPU of class <paramref name="cpu"/> (which library
+    /// runs a conv or linear there); families whose packing does not depend on the CPU keep the two-argument form.
+    /// </summary>
+    public virtual object? Prepack(GraphNode node, QEngine engine, CpuClass cpu) => Prepack(node, engine);
+
+    /// <summary>
     /// Runs one node: <paramref name="args"/> are the node's inputs (run-time values as <see cref="RtTensor"/>, lists,
     /// numbers; constants as they are), the result holds one value per node output. Throw
     /// <see cref="QuantToolsException"/> for inputs PyTorch refuses; the executor adds the layer, line and input shapes.

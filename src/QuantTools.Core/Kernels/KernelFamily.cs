@@ -43,7 +43,7 @@ public static class KernelFamilies
     [
         QuantizeKernels.QUInt8Family, QuantizeKernels.QInt8Family, QuantizeKernels.QInt32Family,
         DequantizeKernels.QUInt8Family, DequantizeKernels.QInt8Family, DequantizeKernels.QInt32Family,
-        MinMaxKernel.Family,
+        MinMaxKernel.Family, HistcKernel.Family,
         Elementwise.AddKernels.Family, Elementwise.MulKernels.Family, Elementwise.ClampKernels.Family, Elementwise.LutKernels.Family,
         Pooling.PoolKernels.MaxPoolFamily, Pooling.PoolKernels.AvgPoolFamily, Pooling.PoolKernels.AvgPoolNhwcFamily,
         Requantization.OutputStage.Family,

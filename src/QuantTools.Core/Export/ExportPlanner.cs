@@ -142,26 +142,27 @@ public sealed class ExportPlanner
     }
 
     /// <summary>
-    /// Scratch offsets by lifetime (first fit over the buffers live at once, 16-byte aligned). A step's output never
-    /// shares memory with its inputs.
+    /// Scratch offsets by lifetime: largest buffers first, each at the lowest 16-byte aligned offset that overlaps no
+    /// placed buffer live at the same time (the greedy-by-size plan of arena allocators). A step's output never shares
+    /// memory with its inputs (their lifetimes overlap at that step).
     /// </summary>
     private long AssignOffsets()
     {
-        var scratch = _buffers.Where(b => !b.IsModelInput && !b.IsModelOutput).OrderBy(b => b.FirstStep).ThenBy(b => b.Id).ToList();
-        var live = new List<ExportBuffer>();
+        var scratch = _buffers.Where(b => !b.IsModelInput && !b.IsModelOutput)
+            .OrderByDescending(b => Align(b.Bytes)).ThenBy(b => b.FirstStep).ThenBy(b => b.Id).ToList();
+        var placed = new List<ExportBuffer>();
         long top = 0;
         foreach (var b in scratch)
         {
-            live.RemoveAll(o => o.LastStep < b.FirstStep);
             long size = Align(b.Bytes);
             long offset = 0;
-            foreach (var o in live.OrderBy(o => o.Offset))
+            foreach (var o in placed.Where(o => o.FirstStep <= b.LastStep && b.FirstStep <= o.LastStep).OrderBy(o => o.Offset))
             {
                 if (offset + size <= o.Offset) break;
                 offset = Math.Max(offset, o.Offset + Align(o.Bytes));
             }
             b.Offset = offset;
-            live.Add(b);
+            placed.Add(b);
             top = Math.Max(top, offset + size);
         }
         return top;

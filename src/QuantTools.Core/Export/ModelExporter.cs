@@ -42,6 +42,8 @@ public sealed class ExportResult
     public required bool FpuNeeded { get; init; }
     /// <summary>Full paths of the files (written, or that would be written under -WhatIf).</summary>
     public required IReadOnlyList<string> Files { get; init; }
+    /// <summary>False when nothing was written (-WhatIf, or a file was not confirmed).</summary>
+    public bool Written { get; init; }
     /// <summary>The plan the files were made from.</summary>
     public required ExportPlan Plan { get; init; }
 
@@ -74,12 +76,21 @@ public static class ModelExporter
     /// <summary>
     /// Exports into <paramref name="outputDir"/> (created when missing). Existing files are replaced only with
     /// <paramref name="force"/>; with <paramref name="write"/> false nothing is written (what -WhatIf lists).
+    /// <paramref name="confirm"/>, when given, is asked about every file (full path) before anything is written; the
+    /// files are written only when it says yes to all of them.
     /// </summary>
-    public static ExportResult Export(ModelGraph graph, ExportOptions options, string outputDir, bool force, bool write = true)
+    public static ExportResult Export(ModelGraph graph, ExportOptions options, string outputDir, bool force, bool write = true,
+        Func<string, bool>? confirm = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(outputDir);
         var (plan, files, flash) = Render(graph, options);
         var paths = files.Select(f => Path.GetFullPath(Path.Combine(outputDir, f.File))).ToList();
+        if (write && confirm is not null)
+        {
+            bool all = true;
+            foreach (var p in paths) all &= confirm(p);
+            write = all;
+        }
         if (write)
         {
             if (!force)
@@ -106,7 +117,7 @@ public static class ModelExporter
         {
             Name = options.Name, Source = graph.Source, Engine = options.Engine.TorchName(), Format = options.Format,
             InputShape = plan.InputShape, OutputShape = plan.Output.Shape, FlashBytes = flash, RamBytes = plan.ScratchBytes,
-            LayerCount = plan.LayerCount, FpuNeeded = plan.FpuNeeded, Files = paths, Plan = plan,
+            LayerCount = plan.LayerCount, FpuNeeded = plan.FpuNeeded, Files = paths, Plan = plan, Written = write,
         };
     }
 

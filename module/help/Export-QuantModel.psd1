@@ -9,6 +9,8 @@ Builds the model graph (TorchScript file, or an eager state_dict with -Architect
 
 The numbers come from QuantTools' own engine profiles (the ones Invoke-QuantModel runs): conv / linear weights prepacked and requantized as the engine does (qnnpack: int32 bias and the float multiplier f32(s_w*s_in)*f32(1/s_out); fbgemm / x86 / onednn: float bias in accumulator units; FBGEMM's depthwise kernel and fbgemm-avx2 saturate u8 x s8 product pairs to int16), QNNPACK's fixed-point add, activation tables made by running the kernels on all 256 inputs, and the memory-format dependent paths (channels_last pooling and cat, element-wise vector blocks and scalar tails). PyTorch's integers need float32 arithmetic for every engine (qnnpack's conv requantization included), so FpuNeeded is True for them: the C does the same float32 operations in the same order.
 
+-IntegerOnly trades exactness for an FPU-free run_q (see the parameter); without it the export is PyTorch's arithmetic.
+
 An op the exporter cannot express (dynamic quantized linear, for one) is an error naming the layer and the op, and nothing is written. Existing files are replaced only with -Force; -WhatIf lists the files without writing.
 '@
     Parameters  = @{
@@ -21,6 +23,7 @@ An op the exporter cannot express (dynamic quantized linear, for one) is an erro
         OutputPath   = 'The folder to write into (created when missing).'
         Name         = 'Prefix of the file names and of the C identifiers (model: model.h, model_run, MODEL_INPUT_COUNT). A C identifier.'
         Force        = 'Replace files that exist.'
+        IntegerOnly  = 'C only, not the default: requantize with fixed-point multipliers (int32 multiplier and shift, gemmlowp rounding), int32 biases and QNNPACK''s fixed-point add, so <name>_run_q needs no FPU. This is an approximation, not PyTorch''s numbers: on the golden models outputs differ by up to 2 LSB (seed_convnet x86: 691 of 2304 outputs; qnnpack: 4 of 2304 by 1 LSB). Ops with a float tensor inside the model (a dequantize / quantize pair) are refused.'
     }
     Inputs      = @(@{ Type = 'QuantTools.Core.Models.QuantModel'; Description = 'A model from Import-QuantModel.' })
     Outputs     = @(@{ Type = 'QuantTools.Core.Export.ExportResult'; Description = 'Name, Engine, Format, InputShape, OutputShape, FlashBytes (constant data), RamBytes (scratch), LayerCount, FpuNeeded, Files, Written, Plan.' })

@@ -25,20 +25,22 @@ internal sealed class CWriter
     private readonly Dictionary<ExportBuffer, string> _bufName = new();
     private long _flash;
     private bool _usesMathH;
+    private readonly bool _int;
 
     public long FlashBytes => _flash;
 
-    private CWriter(ExportPlan plan)
+    private CWriter(ExportPlan plan, bool integerOnly)
     {
         _plan = plan;
+        _int = integerOnly;
         _n = plan.Name;
         _N = plan.Name.ToUpperInvariant();
     }
 
     /// <summary>The C files of <paramref name="plan"/> (name, content) and the bytes of constant data they hold.</summary>
-    public static (IReadOnlyList<(string File, string Text)> Files, long FlashBytes) Write(ExportPlan plan)
+    public static (IReadOnlyList<(string File, string Text)> Files, long FlashBytes) Write(ExportPlan plan, bool integerOnly = false)
     {
-        var w = new CWriter(plan);
+        var w = new CWriter(plan, integerOnly);
         return (w.Files(), w._flash);
     }
 
@@ -225,10 +227,22 @@ internal sealed class CWriter
     private static string Indent(string code) =>
         string.Concat(code.Split('\n').Where(l => l.Length > 0).Select(l => "    " + l + "\n"));
 
+    private QuantToolsException NotInteger(ExportStep st, string why) =>
+        new(ErrorCode.NotSupported, $"{st.TorchOp}: an integer-only export cannot express {why}; export without -IntegerOnly", $"layer '{(st.Layer.Length == 0 ? "<root>" : st.Layer)}'");
+
+    private static (int[] M, int[] S) Fixed(IEnumerable<double> multipliers)
+    {
+        var pairs = multipliers.Select(m => m > 0 && double.IsFinite(m) ? Models.FixedPointMultiplier.From(m) : (0, 0)).ToList();
+        return (pairs.Select(p => p.Item1).ToArray(), pairs.Select(p => p.Item2).ToArray());
+    }
+
     private string Step(ExportStep st, int idx)
     {
         var x = st.Inputs.Count > 0 ? st.Inputs[0] : null;
         var y = st.Output;
+        if (_int && st is QuantizeStep && !ReferenceEquals(st, _plan.FirstQuantize)) throw NotInteger(st, "a quantize inside the model (float input)");
+        if (_int && st is DequantizeStep && !ReferenceEquals(st, _plan.LastDequantize)) throw NotInteger(st, "a dequantize inside the model (float output)");
+        if (_int && st is FloatReluStep) throw NotInteger(st, "a float relu");
         switch (st)
         {
             case QuantizeStep q:
@@ -264,6 +278,20 @@ internal sealed class CWriter
     private string Requant(ExportStep s, int idx, OutputStage st, bool perChannel, string what)
     {
         bool q = st.Backend == QBackend.Qnnpack;
+        if (_int)
+        {
+            var (fm, fs) = Fixed(st.Multiplier.Select(v => (double)v));
+            string fmn = IntArray(s, idx, "fixed_mult", fm, $"{s.Layer}: fixed-point multiplier per output channel (TFLite QuantizeMultiplier of the float multiplier; integer-only export)");
+            string fsn = IntArray(s, idx, "fixed_shift", fs, $"{s.Layer}: right shift per output channel");
+            string qbn = "NULL";
+            if (st.QBias is not null) qbn = IntArray(s, idx, "bias", st.QBias, $"{s.Layer}: int32 bias, rne(b * f32(1/s_aw)) (QNNPACK)");
+            else if (st.Beta is not null)
+                qbn = IntArray(s, idx, "bias", st.Beta.Select(b => float.IsNaN(b) ? 0 : (int)Math.Clamp(Math.Round((double)b, MidpointRounding.ToEven), int.MinValue, int.MaxValue)).ToArray(),
+                    $"{s.Layer}: int32 bias rne(b / s_aw) (integer-only export; the engine keeps it float)");
+            string nameI = Symbol(s, idx, what);
+            _decls.AppendLine($"static const qt_requant {nameI} = {{ QT_RQ_FIXED_POINT, NULL, NULL, {qbn}, {fmn}, {fsn}, {st.ZeroPoint}, {st.Low}, {st.High} }};");
+            return nameI;
+        }
         string m = FloatArray(s, idx, "multiplier", st.Multiplier,
             q ? $"{s.Layer}: QNNPACK requantization scale R = f32(f32(s_w*s_in) * f32(1/s_out)) per output channel"
               : $"{s.Layer}: FBGEMM/oneDNN output multiplier M = f32(f32(s_in*s_w) / s_out) per output channel");
@@ -330,9 +358,22 @@ internal sealed class CWriter
             cs = IntArray(a, idx, "col_start", a.ColStart, $"{a.Layer}: adaptive window columns [start, end)");
             ce = IntArray(a, idx, "col_end", a.ColEnd, $"{a.Layer}: adaptive window column ends");
         }
+        string fmn = "NULL", fsn = "NULL";
+        if (_int)
+        {
+            IEnumerable<double> ms = a.Variant switch
+            {
+                AvgPoolVariant.Qnnpack or AvgPoolVariant.MeanQnnpack => [a.Multiplier],
+                AvgPoolVariant.MeanInner or AvgPoolVariant.MeanFloat => [1.0 / (x.Shape[2] * x.Shape[3])],
+                _ => a.Multipliers.Select(v => (double)v),
+            };
+            var (fm, fs) = Fixed(ms);
+            fmn = IntArray(a, idx, "pool_fixed_mult", fm, $"{a.Layer}: fixed-point pooling multipliers (integer-only export)");
+            fsn = IntArray(a, idx, "pool_fixed_shift", fs, $"{a.Layer}: their right shifts");
+        }
         string p = Symbol(a, idx, "pool");
         _decls.AppendLine($"static const qt_pool {p} = {{ {planes}, {x.Shape[1]}, {x.Shape[2]}, {x.Shape[3]}, {oh}, {ow}, {a.KH}, {a.KW}, {a.SH}, {a.SW}, {a.PH}, {a.PW}, " +
-                          $"{(a.CountIncludePad ? 1 : 0)}, {a.DivisorOverride ?? 0}, {x.ZeroPoint}, {Sig(x)}, {F(a.Multiplier)}, {mult}, {tail}, {rs}, {re}, {cs}, {ce} }};");
+                          $"{(a.CountIncludePad ? 1 : 0)}, {a.DivisorOverride ?? 0}, {x.ZeroPoint}, {Sig(x)}, {F(a.Multiplier)}, {mult}, {tail}, {rs}, {re}, {cs}, {ce}, {fmn}, {fsn} }};");
         string fn = a.Variant switch
         {
             AvgPoolVariant.Qnnpack => "qt_avg_pool_qnnpack",
@@ -354,7 +395,10 @@ internal sealed class CWriter
         var y = c.Output;
         string parts = Symbol(c, idx, "cat");
         var items = c.Parts.Select((p, i) =>
-            $"{{ {(p.Same ? 1 : 0)}, {F(p.Scale)}, {p.ZeroPoint}, {F(p.Premul)}, {p.VectorChannels}, {c.Inputs[i].Shape[1]} }}");
+        {
+            var (fm, fs) = _int && !p.Same ? Models.FixedPointMultiplier.From((double)p.Scale * c.InverseScalar) : (0, 0);
+            return $"{{ {(p.Same ? 1 : 0)}, {F(p.Scale)}, {p.ZeroPoint}, {F(p.Premul)}, {p.VectorChannels}, {c.Inputs[i].Shape[1]}, {fm}, {fs} }}";
+        });
         _decls.AppendLine($"static const qt_cat_part {parts}[{c.Parts.Count}] = {{ {string.Join(", ", items)} }};");
         string xs = "(const uint8_t *const[]){" + string.Join(", ", c.Inputs.Select(Buf)) + "}";
         if (c.Nhwc)
@@ -370,6 +414,27 @@ internal sealed class CWriter
     private string Binary(BinaryStep b)
     {
         var (x, z, y) = (b.Inputs[0], b.Inputs[1], b.Output);
+        if (_int && b.AtenAdd is not null)
+        {
+            if (y.DType != DType.QUInt8) throw NotInteger(b, "a qint8 add (QNNPACK's fixed-point add is quint8 only)");
+            try
+            {
+                var qa = QParams.PerTensor(x.Scale, x.ZeroPoint, x.DType);
+                var qb = QParams.PerTensor(z.Scale, z.ZeroPoint, z.DType);
+                var fixedAdd = AddKernels.QnnpackParams(qa, qb, y.Scale, y.ZeroPoint, b.Relu);
+                return $"    qt_add_qnnpack({U8(x)}, {U8(z)}, {U8(y)}, {y.Numel}, &(const qt_qadd_params){{ {fixedAdd.ZeroPointProduct}, {fixedAdd.Ma}u, {fixedAdd.Mb}u, {fixedAdd.Shift}, " +
+                       $"{fixedAdd.RemainderMask}, {fixedAdd.RemainderThreshold}, {fixedAdd.Zo}, {fixedAdd.OutMin}, {fixedAdd.OutMax} }}); /* integer-only: QNNPACK's fixed-point add */\n";
+            }
+            catch (QuantToolsException e)
+            {
+                throw NotInteger(b, "this add: " + e.Message);
+            }
+        }
+        if (_int && b.Mul)
+        {
+            var (fm, fs) = Models.FixedPointMultiplier.From(b.MulMultiplier);
+            return $"    qt_mul_fixed({U8(x)}, {U8(z)}, {U8(y)}, {y.Numel}, {Sig(y)}, {x.ZeroPoint}, {z.ZeroPoint}, {fm}, {fs}, {y.ZeroPoint}, {(b.Relu ? 1 : 0)});\n";
+        }
         if (b.QnnpackAdd is { } q)
             return $"    qt_add_qnnpack({U8(x)}, {U8(z)}, {U8(y)}, {y.Numel}, &(const qt_qadd_params){{ {q.ZeroPointProduct}, {q.Ma}u, {q.Mb}u, {q.Shift}, " +
                    $"{q.RemainderMask}, {q.RemainderThreshold}, {q.Zo}, {q.OutMin}, {q.OutMax} }});\n";
@@ -420,7 +485,10 @@ internal sealed class CWriter
         }
         sb.AppendLine($"#define {_N}_SCRATCH_SIZE {_plan.ScratchBytes} /* bytes; the scratch buffer must be 4-byte aligned */");
         sb.AppendLine($"#define {_N}_LAYER_COUNT {_plan.LayerCount}");
-        sb.AppendLine($"#define {_N}_FPU_NEEDED {(_plan.FpuNeeded ? 1 : 0)} /* {_n}_run_q does float arithmetic (PyTorch's own requantization) */");
+        if (_int)
+            sb.AppendLine($"#define {_N}_FPU_NEEDED 0 /* integer-only export: {_n}_run_q uses no float (fixed-point requantization: an approximation of PyTorch; {_n}_run quantizes and dequantizes in float) */");
+        else
+            sb.AppendLine($"#define {_N}_FPU_NEEDED {(_plan.FpuNeeded ? 1 : 0)} /* {_n}_run_q does float arithmetic (PyTorch's own requantization) */");
         sb.AppendLine();
         sb.AppendLine($"/* Bytes of scratch memory {_n}_run and {_n}_run_q need (no other memory is written). */");
         sb.AppendLine($"size_t {_n}_scratch_size(void);");

@@ -21,6 +21,12 @@ public sealed record ExportOptions
     public required int[] InputShape { get; init; }
     /// <summary>Prefix of file names and C identifiers (a C identifier).</summary>
     public string Name { get; init; } = "model";
+    /// <summary>
+    /// C only: requantize with fixed-point multipliers (int32 multiplier, shift; gemmlowp rounding) and int32 biases
+    /// instead of PyTorch's float32 arithmetic, so run_q needs no FPU. Not PyTorch's numbers: results differ from
+    /// PyTorch by the rounding of the approximated multipliers (the tests measure by how much).
+    /// </summary>
+    public bool IntegerOnly { get; init; }
 }
 
 /// <summary>The result of an export: sizes of the generated model and the files it consists of.</summary>
@@ -42,6 +48,8 @@ public sealed class ExportResult
     public required bool FpuNeeded { get; init; }
     /// <summary>Full paths of the files (written, or that would be written under -WhatIf).</summary>
     public required IReadOnlyList<string> Files { get; init; }
+    /// <summary>The C requantizes in fixed point (an approximation of PyTorch, see <see cref="ExportOptions.IntegerOnly"/>).</summary>
+    public bool IntegerOnly { get; init; }
     /// <summary>False when nothing was written (-WhatIf, or a file was not confirmed).</summary>
     public bool Written { get; init; }
     /// <summary>The plan the files were made from.</summary>
@@ -63,10 +71,12 @@ public static class ModelExporter
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(options);
         CheckName(options.Name);
+        if (options.IntegerOnly && options.Format != ExportFormat.C)
+            throw new QuantToolsException(ErrorCode.InvalidArgument, "-IntegerOnly applies to -Format C (the JSON gives every multiplier in both forms already)");
         var plan = ExportPlanner.Plan(graph, options.Engine, options.InputShape, options.Name);
         if (options.Format == ExportFormat.C)
         {
-            var (files, flash) = CWriter.Write(plan);
+            var (files, flash) = CWriter.Write(plan, options.IntegerOnly);
             return (plan, files.Select(f => (f.File, System.Text.Encoding.UTF8.GetBytes(f.Text))).ToList(), flash);
         }
         var (jfiles, jflash) = JsonWriter.Write(plan);
@@ -117,7 +127,8 @@ public static class ModelExporter
         {
             Name = options.Name, Source = graph.Source, Engine = options.Engine.TorchName(), Format = options.Format,
             InputShape = plan.InputShape, OutputShape = plan.Output.Shape, FlashBytes = flash, RamBytes = plan.ScratchBytes,
-            LayerCount = plan.LayerCount, FpuNeeded = plan.FpuNeeded, Files = paths, Plan = plan, Written = write,
+            LayerCount = plan.LayerCount, FpuNeeded = plan.FpuNeeded && !options.IntegerOnly, IntegerOnly = options.IntegerOnly,
+            Files = paths, Plan = plan, Written = write,
         };
     }
 

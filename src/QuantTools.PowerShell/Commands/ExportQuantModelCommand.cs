@@ -51,6 +51,10 @@ public sealed class ExportQuantModelCommand : QuantCmdlet
     [ValidatePattern("^[A-Za-z_][A-Za-z0-9_]*$")]
     public string Name { get; set; } = "model";
 
+    /// <summary>C only: fixed-point requantization so run_q needs no FPU (an approximation of PyTorch, not its numbers).</summary>
+    [Parameter]
+    public SwitchParameter IntegerOnly { get; set; }
+
     /// <summary>Replace existing files.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -77,6 +81,7 @@ public sealed class ExportQuantModelCommand : QuantCmdlet
                 Format = Format.Equals("Json", StringComparison.OrdinalIgnoreCase) ? ExportFormat.Json : ExportFormat.C,
                 InputShape = InputShape,
                 Name = Name,
+                IntegerOnly = IntegerOnly,
             };
             var dir = GetUnresolvedProviderPathFromPSPath(OutputPath);
             var result = ModelExporter.Export(graph, options, dir, Force, write: true,

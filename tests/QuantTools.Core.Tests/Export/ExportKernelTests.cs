@@ -68,7 +68,7 @@ public class ExportKernelTests
     };
 
     /// <summary>The synthetic model under <paramref name="engine"/> (oneDNN takes symmetric weights and no output padding only).</summary>
-    private static ModelGraph Model(string engine)
+    internal static ModelGraph Model(string engine)
     {
         var r = new Random(12);
         bool onednn = engine == "onednn";
@@ -119,7 +119,7 @@ public class ExportKernelTests
         return g.Build(g.Node("dequant", "aten::dequantize", ln));
     }
 
-    private static Tensor Input(int seed)
+    internal static Tensor Input(int seed)
     {
         var r = new Random(seed);
         var f = new float[2 * 3 * 11 * 13];

@@ -117,29 +117,35 @@ void qt_dequantize(const uint8_t *x, float *y, int32_t n, float scale, int32_t z
     for (i = 0; i < n; i++) y[i] = qt_dq_scalar(qt_get(x, i, is_signed), scale, zp);
 }
 
+/* ------------------------------------------------------------------ fixed point (integer-only exports) */
+
+int32_t qt_fixed_scale(int32_t x, int32_t m, int32_t shift)
+{
+    int32_t left = shift < 0 ? -shift : 0, right = shift > 0 ? shift : 0, hi, mask, rem, thr;
+    int64_t a = (int64_t)x * ((int64_t)1 << (left > 31 ? 31 : left)), ab;
+    if (a > INT32_MAX) a = INT32_MAX;
+    if (a < INT32_MIN) a = INT32_MIN;
+    if (a == INT32_MIN && m == INT32_MIN) hi = INT32_MAX;
+    else {
+        ab = a * (int64_t)m;
+        ab = ab >= 0 ? ab + ((int64_t)1 << 30) : ab + 1 - ((int64_t)1 << 30);
+        hi = (int32_t)(ab / ((int64_t)1 << 31));            /* C division truncates toward zero, as gemmlowp's */
+    }
+    if (right > 31) right = 31;
+    mask = right > 0 ? (int32_t)(((int64_t)1 << right) - 1) : 0;
+    rem = (int32_t)((uint32_t)hi & (uint32_t)mask);
+    thr = (mask >> 1) + (hi < 0 ? 1 : 0);
+    return qt_asr(hi, right) + (rem > thr ? 1 : 0);
+}
+
 /* ------------------------------------------------------------------ conv / linear requantization (OutputStage.Apply) */
 
 static uint8_t qt_requant_one(const qt_requant *rq, int32_t raw, int32_t n)
 {
     int32_t r, s;
     if (rq->mode == QT_RQ_FIXED_POINT) {
-        /* gemmlowp: SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT (round half away from zero) */
         int32_t acc = rq->qbias ? qt_wrap((uint32_t)raw + (uint32_t)rq->qbias[n]) : raw;
-        int32_t m = rq->fixed_mult[n], shift = rq->fixed_shift[n], left = shift < 0 ? -shift : 0, right = shift > 0 ? shift : 0;
-        int64_t a = (int64_t)acc * ((int64_t)1 << left), ab;
-        int32_t hi, mask, rem, thr;
-        if (a > INT32_MAX) a = INT32_MAX;
-        if (a < INT32_MIN) a = INT32_MIN;
-        if (a == INT32_MIN && m == INT32_MIN) hi = INT32_MAX;
-        else {
-            ab = a * (int64_t)m;
-            ab = ab >= 0 ? ab + ((int64_t)1 << 30) : ab + 1 - ((int64_t)1 << 30);
-            hi = (int32_t)(ab / ((int64_t)1 << 31));
-        }
-        mask = right > 0 ? (int32_t)(((int64_t)1 << right) - 1) : 0;
-        rem = (int32_t)((uint32_t)hi & (uint32_t)mask);
-        thr = (mask >> 1) + (hi < 0 ? 1 : 0);
-        r = qt_asr(hi, right) + (rem > thr ? 1 : 0);
+        r = qt_fixed_scale(acc, rq->fixed_mult[n], rq->fixed_shift[n]);
     } else {
         float v;
         if (rq->mode == QT_RQ_INT_BIAS) {
@@ -351,6 +357,18 @@ void qt_mul(const uint8_t *a, const uint8_t *b, uint8_t *y, int32_t n, int32_t i
     }
 }
 
+void qt_mul_fixed(const uint8_t *a, const uint8_t *b, uint8_t *y, int32_t n, int32_t is_signed, int32_t za, int32_t zb,
+                  int32_t fixed_mult, int32_t fixed_shift, int32_t zo, int32_t relu)
+{
+    int32_t i, qmin = is_signed ? -128 : 0, qmax = is_signed ? 127 : 255;
+    for (i = 0; i < n; i++) {
+        int32_t c = (qt_get(a, i, is_signed) - za) * (qt_get(b, i, is_signed) - zb);
+        int32_t v = qt_clampi(zo + qt_fixed_scale(c, fixed_mult, fixed_shift), qmin, qmax);
+        if (relu && v < zo) v = zo;
+        y[i] = qt_put(v);
+    }
+}
+
 /* ------------------------------------------------------------------ pooling (PoolKernels, QPool) */
 
 void qt_max_pool2d(const uint8_t *x, uint8_t *y, int32_t planes, int32_t h, int32_t w, int32_t oh, int32_t ow,
@@ -388,6 +406,13 @@ static void qt_window(const qt_pool *p, int32_t oy, int32_t ox, int32_t *hs, int
     if (*we > p->w) *we = p->w;
 }
 
+/* rne(f32((float)acc * m)), or in integer-only exports the fixed-point multiplier of the same index */
+static int32_t qt_pool_scale(const qt_pool *p, int32_t acc, int32_t idx, float m)
+{
+    if (p->fixed_mult) return qt_fixed_scale(acc, p->fixed_mult[idx], p->fixed_shift[idx]);
+    return (int32_t)qt_rne((float)acc * m);
+}
+
 /* QNNPACK q8avgpool (PoolKernels.AvgPoolQnnpack): kH*kW taps, padding reads zp, y = clamp(rne(acc * r) + zp) */
 void qt_avg_pool_qnnpack(const uint8_t *x, uint8_t *y, const qt_pool *p)
 {
@@ -401,7 +426,7 @@ void qt_avg_pool_qnnpack(const uint8_t *x, uint8_t *y, const qt_pool *p)
                         int32_t iy = oy * p->sh - p->ph + ky, ix = ox * p->sw - p->pw + kx;
                         acc += iy >= 0 && iy < p->h && ix >= 0 && ix < p->w ? (int32_t)x[(q * p->h + iy) * p->w + ix] : p->zp;
                     }
-                y[(q * p->oh + oy) * p->ow + ox] = (uint8_t)qt_clampi((int32_t)qt_rne((float)acc * p->multiplier) + p->zp, 0, 255);
+                y[(q * p->oh + oy) * p->ow + ox] = (uint8_t)qt_clampi(qt_pool_scale(p, acc, 0, p->multiplier) + p->zp, 0, 255);
             }
 }
 
@@ -420,6 +445,10 @@ void qt_avg_pool_nchw(const uint8_t *x, uint8_t *y, const qt_pool *p)
                 size = (he - hs) * (we - ws);
                 div = p->divisor_override ? p->divisor_override : (p->count_include_pad ? pool : size);
                 sum -= size * p->zp;
+                if (p->fixed_mult) {
+                    y[(q * p->oh + oy) * p->ow + ox] = qt_put(qt_clampi(qt_fixed_scale(sum, p->fixed_mult[div], p->fixed_shift[div]) + p->zp, qmin, qmax));
+                    continue;
+                }
                 v = (float)sum * p->mult[div] + (float)p->zp;
                 y[(q * p->oh + oy) * p->ow + ox] = qt_put(qt_clampi((int32_t)qt_rne(v), qmin, qmax));
             }
@@ -429,6 +458,7 @@ void qt_avg_pool_nchw(const uint8_t *x, uint8_t *y, const qt_pool *p)
 static int32_t qt_nhwc_element(int32_t acc, int32_t div, int32_t ch, const qt_pool *p)
 {
     int32_t qmin = p->is_signed ? -128 : 0, qmax = p->is_signed ? 127 : 255;
+    if (p->fixed_mult) return qt_clampi(qt_fixed_scale(acc, p->fixed_mult[div], p->fixed_shift[div]) + p->zp, qmin, qmax);
     if (ch < p->channels / 16 * 16) return qt_quantize_vector((float)acc, p->mult[div], p->zp, qmin, qmax);
     return qt_quantize_scalar((float)acc, p->tail_mult[div], p->zp, qmin, qmax);
 }
@@ -461,7 +491,9 @@ void qt_adaptive_avg_nchw(const uint8_t *x, uint8_t *y, const qt_pool *p)
                 int64_t sum = 0;
                 for (iy = p->row_start[oy]; iy < p->row_end[oy]; iy++)
                     for (ix = p->col_start[ox]; ix < p->col_end[ox]; ix++) sum += qt_get(x, (q * p->h + iy) * p->w + ix, p->is_signed);
-                y[(q * p->oh + oy) * p->ow + ox] = qt_put((int32_t)qt_rne((float)sum * p->mult[oy * p->ow + ox]));
+                y[(q * p->oh + oy) * p->ow + ox] = qt_put(p->fixed_mult
+                    ? qt_fixed_scale((int32_t)sum, p->fixed_mult[oy * p->ow + ox], p->fixed_shift[oy * p->ow + ox])
+                    : (int32_t)qt_rne((float)sum * p->mult[oy * p->ow + ox]));
             }
 }
 
@@ -487,7 +519,7 @@ void qt_mean_qnnpack(const uint8_t *x, uint8_t *y, const qt_pool *p)
     for (q = 0; q < p->planes; q++) {
         int32_t acc = -p->zp * hw;
         for (i = 0; i < hw; i++) acc += x[q * hw + i];
-        y[q] = (uint8_t)qt_clampi((int32_t)qt_rne((float)acc * p->multiplier) + p->zp, 0, 255);
+        y[q] = (uint8_t)qt_clampi(qt_pool_scale(p, acc, 0, p->multiplier) + p->zp, 0, 255);
     }
 }
 
@@ -498,7 +530,7 @@ void qt_mean_inner(const uint8_t *x, uint8_t *y, const qt_pool *p)
     for (q = 0; q < p->planes; q++) {
         int64_t sum = 0;
         for (i = 0; i < hw; i++) sum += qt_get(x, q * hw + i, p->is_signed);
-        y[q] = qt_put((int32_t)qt_rne((float)sum / (float)hw));
+        y[q] = qt_put(p->fixed_mult ? qt_fixed_scale((int32_t)sum, p->fixed_mult[0], p->fixed_shift[0]) : (int32_t)qt_rne((float)sum / (float)hw));
     }
 }
 
@@ -508,6 +540,13 @@ void qt_mean_float(const uint8_t *x, uint8_t *y, const qt_pool *p, float scale, 
     int32_t q, i, hw = p->h * p->w, qmin = p->is_signed ? -128 : 0, qmax = p->is_signed ? 127 : 255;
     for (q = 0; q < p->planes; q++) {
         float sum = 0.0f;
+        if (p->fixed_mult) {
+            /* integer-only: (sum(q) - zp*HW) / HW in fixed point, + zp */
+            int32_t acc = -p->zp * hw;
+            for (i = 0; i < hw; i++) acc += qt_get(x, q * hw + i, p->is_signed);
+            y[q] = qt_put(qt_clampi(qt_fixed_scale(acc, p->fixed_mult[0], p->fixed_shift[0]) + p->zp, qmin, qmax));
+            continue;
+        }
         for (i = 0; i < hw; i++) sum += qt_dq_scalar(qt_get(x, q * hw + i, p->is_signed), scale, p->zp);
         y[q] = qt_put(qt_quantize_vector(sum / (float)hw, inv_scale, p->zp, qmin, qmax));
     }
@@ -530,6 +569,7 @@ void qt_cat_nhwc(const uint8_t *const *xs, const qt_cat_part *parts, int32_t cou
                 for (i = 0; i < hw; i++) {
                     int32_t v = qt_get(src, i, is_signed), o;
                     if (pt->same) o = v;
+                    else if (pt->fixed_mult) o = qt_clampi(zo + qt_fixed_scale(v - pt->zp, pt->fixed_mult, pt->fixed_shift), qmin, qmax);
                     else if (ch < pt->vector_channels) {
                         float f = qt_dq_fma(v, pt->scale, pt->premul);
                         if (relu) f = qt_relu0(f);
@@ -557,7 +597,9 @@ void qt_cat_general(const uint8_t *const *xs, const qt_cat_part *parts, const in
             const uint8_t *src = xs[j] + (size_t)o * run[j];
             uint8_t *dst = y + (size_t)o * out_run + off;
             for (i = 0; i < run[j]; i++)
-                dst[i] = qt_put(qt_quantize_vector(qt_dq_scalar(qt_get(src, i, is_signed), parts[j].scale, parts[j].zp), inv, zo, qmin, qmax));
+                dst[i] = parts[j].fixed_mult
+                    ? qt_put(qt_clampi(zo + qt_fixed_scale(qt_get(src, i, is_signed) - parts[j].zp, parts[j].fixed_mult, parts[j].fixed_shift), qmin, qmax))
+                    : qt_put(qt_quantize_vector(qt_dq_scalar(qt_get(src, i, is_signed), parts[j].scale, parts[j].zp), inv, zo, qmin, qmax));
             off += run[j];
         }
     }

@@ -88,6 +88,7 @@ typedef struct {
     const float *mult;                             /* by divisor / window size (or by output position, adaptive NCHW) */
     const float *tail_mult;                        /* NHWC scalar tail, by divisor */
     const int32_t *row_start, *row_end, *col_start, *col_end;  /* adaptive windows */
+    const int32_t *fixed_mult, *fixed_shift;       /* integer-only exports: fixed-point multipliers (same indexing) */
 } qt_pool;
 void qt_avg_pool_qnnpack(const uint8_t *x, uint8_t *y, const qt_pool *p);
 void qt_avg_pool_nchw(const uint8_t *x, uint8_t *y, const qt_pool *p);
@@ -98,13 +99,22 @@ void qt_mean_qnnpack(const uint8_t *x, uint8_t *y, const qt_pool *p);
 void qt_mean_inner(const uint8_t *x, uint8_t *y, const qt_pool *p);
 void qt_mean_float(const uint8_t *x, uint8_t *y, const qt_pool *p, float scale, float inv_scale);
 
-typedef struct { int32_t same; float scale; int32_t zp; float premul; int32_t vector_channels; int32_t channels; } qt_cat_part;
+typedef struct {
+    int32_t same; float scale; int32_t zp; float premul; int32_t vector_channels; int32_t channels;
+    int32_t fixed_mult, fixed_shift;   /* integer-only exports (fixed_mult != 0): y = zo + fixed(q - zp) */
+} qt_cat_part;
 /* ATen's channels_last cat kernel (4-d, dim 1) */
 void qt_cat_nhwc(const uint8_t *const *xs, const qt_cat_part *parts, int32_t count, uint8_t *y, int32_t batch, int32_t hw,
                  int32_t zo, float inv_vector, float inv_scalar, int32_t relu, int32_t is_signed);
 /* qconcat's general path: dequantize (scalar form), cat, quantize (vector form) */
 void qt_cat_general(const uint8_t *const *xs, const qt_cat_part *parts, const int32_t *run, int32_t count, uint8_t *y,
                     int32_t outer, int32_t out_run, int32_t zo, float inv, int32_t is_signed);
+
+/* integer-only exports: mul with a fixed-point multiplier (an approximation of qt_mul) */
+void qt_mul_fixed(const uint8_t *a, const uint8_t *b, uint8_t *y, int32_t n, int32_t is_signed, int32_t za, int32_t zb,
+                  int32_t fixed_mult, int32_t fixed_shift, int32_t zo, int32_t relu);
+/* gemmlowp: RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x * 2^max(-shift, 0), m), max(shift, 0)) */
+int32_t qt_fixed_scale(int32_t x, int32_t m, int32_t shift);
 
 /* y[i] = x[offset + sum_d idx_d * stride_d] over the row-major indices of shape */
 void qt_gather(const void *x, void *y, int32_t elem_size, int32_t rank, const int32_t *shape, const int32_t *strides, int32_t offset);

@@ -17,6 +17,13 @@ public static unsafe class DequantizeKernels
     public const KernelPath Implemented =
         KernelPath.Scalar | KernelPath.Vector256 | KernelPath.Vector512 | KernelPath.Avx2 | KernelPath.Avx512;
 
+    /// <summary><c>qu8-f32-dequantize/...</c></summary>
+    public static readonly KernelFamily QUInt8Family = new("qu8-f32-dequantize", Implemented);
+    /// <summary><c>qs8-f32-dequantize/...</c></summary>
+    public static readonly KernelFamily QInt8Family = new("qs8-f32-dequantize", Implemented);
+    /// <summary><c>qs32-f32-dequantize/...</c></summary>
+    public static readonly KernelFamily QInt32Family = new("qs32-f32-dequantize", Implemented);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ScalarForm(int q, float sf, int zp) => sf * (float)unchecked(q - zp);
 
@@ -44,7 +51,7 @@ public static unsafe class DequantizeKernels
     public static void QUInt8(ReadOnlySpan<byte> q, Span<float> y, double scale, long zeroPoint)
     {
         QuantizeKernels.CheckLengths(q.Length, y.Length);
-        var path = KernelPaths.Choose(Implemented);
+        var path = QUInt8Family.Resolve();
         if (path == KernelPath.Scalar) { ReferenceQUInt8(q, y, scale, zeroPoint); return; }
         float sf = (float)scale; int zp = (int)zeroPoint;
         fixed (byte* pq = q)
@@ -59,7 +66,7 @@ public static unsafe class DequantizeKernels
     public static void QInt8(ReadOnlySpan<sbyte> q, Span<float> y, double scale, long zeroPoint)
     {
         QuantizeKernels.CheckLengths(q.Length, y.Length);
-        var path = KernelPaths.Choose(Implemented);
+        var path = QInt8Family.Resolve();
         if (path == KernelPath.Scalar) { ReferenceQInt8(q, y, scale, zeroPoint); return; }
         float sf = (float)scale; int zp = (int)zeroPoint;
         fixed (sbyte* pq = q)
@@ -74,7 +81,7 @@ public static unsafe class DequantizeKernels
     public static void QInt32(ReadOnlySpan<int> q, Span<float> y, double scale, long zeroPoint)
     {
         QuantizeKernels.CheckLengths(q.Length, y.Length);
-        var path = KernelPaths.Choose(Implemented);
+        var path = QInt32Family.Resolve();
         if (path == KernelPath.Scalar) { ReferenceQInt32(q, y, scale, zeroPoint); return; }
         float sf = (float)scale; int zp = (int)zeroPoint;
         fixed (int* pq = q)

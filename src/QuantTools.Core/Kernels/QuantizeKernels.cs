@@ -23,6 +23,13 @@ public static unsafe class QuantizeKernels
     public const KernelPath Implemented =
         KernelPath.Scalar | KernelPath.Vector256 | KernelPath.Vector512 | KernelPath.Avx2 | KernelPath.Avx512;
 
+    /// <summary><c>f32-qu8-quantize/...</c></summary>
+    public static readonly KernelFamily QUInt8Family = new("f32-qu8-quantize", Implemented);
+    /// <summary><c>f32-qs8-quantize/...</c></summary>
+    public static readonly KernelFamily QInt8Family = new("f32-qs8-quantize", Implemented);
+    /// <summary><c>f32-qs32-quantize/...</c></summary>
+    public static readonly KernelFamily QInt32Family = new("f32-qs32-quantize", Implemented);
+
     /// <summary>Inputs at least this long are split across cores (in chunks of <see cref="ParallelChunk"/>).</summary>
     public static int ParallelThreshold { get; set; } = 1 << 20;
     public const int ParallelChunk = 1 << 18;
@@ -81,7 +88,7 @@ public static unsafe class QuantizeKernels
     public static void QUInt8(ReadOnlySpan<float> x, Span<byte> q, double scale, long zeroPoint)
     {
         CheckLengths(x.Length, q.Length);
-        var path = KernelPaths.Choose(Implemented);
+        var path = QUInt8Family.Resolve();
         if (path == KernelPath.Scalar) { ReferenceQUInt8(x, q, scale, zeroPoint); return; }
         float inv = InverseScale(scale);
         int zp = (int)zeroPoint;
@@ -96,7 +103,7 @@ public static unsafe class QuantizeKernels
     public static void QInt8(ReadOnlySpan<float> x, Span<sbyte> q, double scale, long zeroPoint)
     {
         CheckLengths(x.Length, q.Length);
-        var path = KernelPaths.Choose(Implemented);
+        var path = QInt8Family.Resolve();
         if (path == KernelPath.Scalar) { ReferenceQInt8(x, q, scale, zeroPoint); return; }
         float inv = InverseScale(scale);
         int zp = (int)zeroPoint;
@@ -111,7 +118,7 @@ public static unsafe class QuantizeKernels
     public static void QInt32(ReadOnlySpan<float> x, Span<int> q, double scale, long zeroPoint)
     {
         CheckLengths(x.Length, q.Length);
-        var path = KernelPaths.Choose(Implemented);
+        var path = QInt32Family.Resolve();
         if (path == KernelPath.Scalar) { ReferenceQInt32(x, q, scale, zeroPoint); return; }
         float inv = InverseScale(scale);
         int zp = (int)zeroPoint;

@@ -59,13 +59,12 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     private TorchEngine? _torch;
     private bool _warnedNoLayers;
     private int _batch;
-    private int _previousThreads;
+    private ExecutionOptions? _executionOptions;
 
     protected override void BeginProcessing()
     {
         var file = ParameterSetName == ModelSet ? Model!.Source : GetUnresolvedProviderPathFromPSPath(Path);
-        _previousThreads = Parallelism.MaxThreads;
-        Parallelism.MaxThreads = ThrottleLimit;
+        _executionOptions = new ExecutionOptions { MaxThreads = ThrottleLimit };
         if (IsLibTorch)
         {
             // PyTorch's own answer: the same TorchScript file through libtorch in-process (loaded on first use only).
@@ -112,7 +111,7 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
                          "no layer activations, so Layers stays empty (and -OutputPath holds only the output). Run the same input with " +
                          "-Engine x86 -CaptureLayers for every layer; its output equals libtorch's bit for bit where libtorch takes the same path.");
         }
-        var result = _torch is not null ? _torch.Run(input, capture, Cancel) : _executor!.Run(input, capture, Cancel);
+        var result = _torch is not null ? _torch.Run(input, capture, Cancel) : _executor!.Run(input, capture, Cancel, _executionOptions);
         if (OutputPath is not null) Save(result, _batch);
         var ps = PSObject.AsPSObject(result);
         ps.Properties.Add(new PSNoteProperty("Batch", _batch));
@@ -149,14 +148,13 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     }
 
     /// <summary>
-    /// PowerShell disposes the cmdlet after the pipeline, also when it was stopped or failed: frees libtorch's module
-    /// and restores the thread limit this command changed.
+    /// PowerShell disposes the cmdlet after the pipeline, also when it was stopped or failed: frees libtorch's module.
+    /// (The thread budget is this command's own, passed with each run, so there is nothing process-wide to restore.)
     /// </summary>
     public void Dispose()
     {
         _torch?.Dispose();
         _torch = null;
-        if (_previousThreads > 0) Parallelism.MaxThreads = _previousThreads;
     }
 
     private bool IsLibTorch => string.Equals(Engine, "libtorch", StringComparison.OrdinalIgnoreCase);

@@ -14,6 +14,15 @@ public static partial class PoolKernels
 {
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Vector128 | KernelPath.Vector256 | KernelPath.Vector512 | KernelPath.Avx512;
 
+    /// <summary><c>qu8-maxpool2d/...</c>: max pooling over NCHW planes (AVX-512 where the row fits, else the vector path).</summary>
+    public static readonly KernelFamily MaxPoolFamily = new("qu8-maxpool2d", Implemented);
+
+    /// <summary><c>qu8-avgpool2d/...</c>: ATen's NCHW average pooling (<c>avg_pool2d_out_frame</c>).</summary>
+    public static readonly KernelFamily AvgPoolFamily = new("qu8-avgpool2d", Implemented);
+
+    /// <summary><c>qu8-avgpool2d-nhwc/{scalar, avx512}</c>: ATen's channels_last average pooling.</summary>
+    public static readonly KernelFamily AvgPoolNhwcFamily = new("qu8-avgpool2d-nhwc", KernelPath.Avx512);
+
     /// <summary>Channels per vector block in ATen's NHWC average-pool kernel on AVX-512 (<c>Vectorized&lt;quint8&gt;::size()/4</c>).</summary>
     public const int NhwcVectorChannels = 16;
 
@@ -24,7 +33,7 @@ public static partial class PoolKernels
     public static void MaxPool(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, int planes, int h, int w, int oh, int ow,
         int kH, int kW, int sH, int sW, int pH, int pW)
     {
-        var path = KernelPaths.Choose(Implemented);
+        var path = MaxPoolFamily.Resolve();
         if (path == KernelPath.Avx512 && MaxPoolAvx512Fits(w, kW, sW))
         {
             MaxPoolAvx512(src, dst, signed, planes, h, w, oh, ow, kH, kW, sH, sW, pH, pW);
@@ -107,7 +116,7 @@ public static partial class PoolKernels
     public static void AvgPoolNchw(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, Geometry g, int zpIn, int zpOut,
         double scaleFactor, bool countIncludePad, int? divisorOverride)
     {
-        var path = KernelPaths.Choose(Implemented);
+        var path = AvgPoolFamily.Resolve();
         var (qmin, qmax) = signed ? (-128, 127) : (0, 255);
         if (path == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite((float)scaleFactor))
         {
@@ -237,7 +246,7 @@ public static partial class PoolKernels
     public static void AvgPoolNhwc(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, int batch, int channels, Geometry g,
         int zpIn, int zpOut, float scaleRatio, bool countIncludePad, int? divisorOverride)
     {
-        if (KernelPaths.Choose(Implemented) == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite(scaleRatio) && channels > 0)
+        if (AvgPoolNhwcFamily.Resolve() == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite(scaleRatio) && channels > 0)
         {
             int vecC = channels / NhwcVectorChannels * NhwcVectorChannels;
             AvgPoolAvx512(src, dst, signed, g, zpIn, zpOut,

@@ -22,6 +22,7 @@
         'Invoke-QuantPipeline'
         'Merge-QuantReport'
         'Compare-QuantOutput'
+        'Export-QuantModel'
     )
     FunctionsToExport    = @('Register-QuantShouldOperator')
     AliasesToExport      = @()

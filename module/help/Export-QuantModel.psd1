@@ -18,6 +18,7 @@ An op the exporter cannot express (dynamic quantized linear, for one) is an erro
         Model        = 'A model from Import-QuantModel (its source file is exported).'
         Architecture = 'For an eager state_dict: the YAML file listing the modules in forward order (see examples/architectures).'
         Engine       = 'The engine whose arithmetic the code reproduces: x86 (default), fbgemm, qnnpack, onednn or fbgemm-avx2.'
+        CpuClass     = 'The CPU class whose PyTorch the code reproduces: avx512-vnni (default, the golden data''s host), avx2 (no AVX-512 and no VNNI: x86 convs on FBGEMM, int16 pair saturation in FBGEMM and oneDNN, half-width ATen vector blocks), or host (this machine''s class). fbgemm-avx2 always means avx2.'
         Format       = 'C (default): C99 sources. Json: the layer parameters as JSON plus a .safetensors file.'
         InputShape   = 'The float input''s shape with the batch, NCHW, e.g. 1,3,224,224. The code is made for this shape.'
         OutputPath   = 'The folder to write into (created when missing).'

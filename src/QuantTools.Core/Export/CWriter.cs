@@ -61,7 +61,7 @@ internal sealed class CWriter
             (_n + ".h", Header()),
             (_n + ".c", Model()),
             (_n + "_weights.c", WeightsFile()),
-            ("qt_kernels.h", Resource("qt_kernels.h")),
+            ("qt_kernels.h", Resource("qt_kernels.h").Replace("#define QT_ATEN_VEC_BYTES 64", $"#define QT_ATEN_VEC_BYTES {_plan.AtenVectorBytes}")),
             ("qt_kernels.c", Resource("qt_kernels.c")),
         };
         return files;
@@ -256,8 +256,8 @@ internal sealed class CWriter
             case LutStep l:
             {
                 string v = ByteArray(l, idx, "lut", l.VectorTable, $"{l.Layer} {l.Function}: output integer by input byte" + (l.SingleTable ? "" : " (ATen vector lambda)"));
-                string sc = l.SingleTable ? v : ByteArray(l, idx, "lut_tail", l.ScalarTable, $"{l.Layer} {l.Function}: scalar lambda (the last n % 128 elements)");
-                int prefix = l.SingleTable ? (int)y.Numel : QOps.VectorPrefix((int)y.Numel);
+                string sc = l.SingleTable ? v : ByteArray(l, idx, "lut_tail", l.ScalarTable, $"{l.Layer} {l.Function}: scalar lambda (the last n % {_plan.VectorBlock} elements)");
+                int prefix = l.SingleTable ? (int)y.Numel : (int)(y.Numel - y.Numel % _plan.VectorBlock);
                 return $"    qt_lut({U8(x!)}, {U8(y)}, {y.Numel}, {prefix}, {v}, {sc});\n";
             }
             case FloatReluStep:
@@ -319,7 +319,7 @@ internal sealed class CWriter
         string rq = Requant(c, idx, c.Stage, pw.PerChannel, "rq");
         string p = Symbol(c, idx, "conv");
         _decls.AppendLine($"static const qt_conv {p} = {{ {sh.InChannels}, {sh.OutChannels}, {sh.KernelH}, {sh.KernelW}, {sh.StrideH}, {sh.StrideW}, " +
-                          $"{sh.PadH}, {sh.PadW}, {sh.DilationH}, {sh.DilationW}, {sh.Groups}, {(sh.Transposed ? 1 : 0)}, {(c.Saturating ? 1 : 0)}, {w}, {wzp}, {wsum} }};");
+                          $"{sh.PadH}, {sh.PadW}, {sh.DilationH}, {sh.DilationW}, {sh.Groups}, {(sh.Transposed ? 1 : 0)}, {(c.Saturating ? 1 : 0)}, {(c.TapPairs ? 1 : 0)}, {w}, {wzp}, {wsum} }};");
         int h = pw.SpatialDims == 2 ? x.Shape[2] : 1, wd = x.Shape[^1];
         int oh = pw.SpatialDims == 2 ? y.Shape[2] : 1, ow = y.Shape[^1];
         return $"    qt_conv2d({U8(x)}, {x.Shape[0]}, {h}, {wd}, {x.ZeroPoint}, {U8(y)}, {oh}, {ow}, &{p}, &{rq});\n";

@@ -117,8 +117,10 @@ public sealed class ConvStep : ExportStep
     public required QTensor OriginalWeight { get; init; }
     public Tensor? FloatBias { get; init; }
     public required OutputStage Stage { get; init; }
-    /// <summary>FBGEMM's depthwise kernel or fbgemm-avx2: u8 x s8 product pairs saturate to int16.</summary>
-    public bool Saturating => Weight.FbgemmDepthwise || Weight.Backend == QBackend.FbgemmAvx2;
+    /// <summary>FBGEMM's depthwise kernel, or FBGEMM / oneDNN without VNNI: u8 x s8 product pairs saturate to int16.</summary>
+    public bool Saturating => Weight.FbgemmDepthwise || Weight.Backend.SaturatesPairs();
+    /// <summary>oneDNN without VNNI pairs input channels (2j, 2j+1) within each kernel tap instead of FBGEMM's K order.</summary>
+    public bool TapPairs => Weight.Backend == QBackend.OnednnAvx2;
     public bool Relu { get; init; }
 }
 
@@ -131,7 +133,7 @@ public sealed class LinearStep : ExportStep
     public required QTensor OriginalWeight { get; init; }
     public Tensor? FloatBias { get; init; }
     public required OutputStage Stage { get; init; }
-    public bool Saturating => Weight.Backend == QBackend.FbgemmAvx2;
+    public bool Saturating => Weight.Backend.SaturatesPairs();
     public bool Relu { get; init; }
     public int Rows { get; init; }
 }
@@ -294,6 +296,12 @@ public sealed class ExportPlan
     public required string Name { get; init; }
     public required string Source { get; init; }
     public required QEngine Engine { get; init; }
+    /// <summary>The CPU class reproduced (after <see cref="EngineProfile.EffectiveCpu"/>).</summary>
+    public CpuClass Cpu { get; init; } = CpuClass.Avx512Vnni;
+    /// <summary>Bytes of ATen's <c>Vectorized&lt;T&gt;</c> on that class: 64 (AVX-512) or 32 (AVX2).</summary>
+    public int AtenVectorBytes => Cpu.AtenVectorBytes();
+    /// <summary>Elements per vector block of <c>cpu_kernel_vec</c> (two registers of quint8).</summary>
+    public int VectorBlock => 2 * AtenVectorBytes;
     public required int[] InputShape { get; init; }
     public required ExportTensor Input { get; init; }
     /// <summary>The quantized input (the first quantize's output) when the model starts with one quantize of its input.</summary>

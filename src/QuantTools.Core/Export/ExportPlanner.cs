@@ -26,6 +26,7 @@ public sealed class ExportPlanner
 {
     private readonly ModelGraph _graph;
     private readonly QEngine _engine;
+    private readonly CpuClass _cpu;
     private readonly List<ExportStep> _steps = new();
     private readonly List<ExportBuffer> _buffers = new();
     private readonly Dictionary<string, object?> _env = new(StringComparer.Ordinal);
@@ -33,10 +34,11 @@ public sealed class ExportPlanner
     private readonly Dictionary<string, List<string>> _layersOfValue = new(StringComparer.Ordinal);
     private GraphNode? _node;
 
-    private ExportPlanner(ModelGraph graph, QEngine engine)
+    private ExportPlanner(ModelGraph graph, QEngine engine, CpuClass cpu)
     {
         _graph = graph;
         _engine = engine;
+        _cpu = EngineProfile.EffectiveCpu(engine, cpu);
         foreach (var (layer, value) in graph.LayerOutputs)
         {
             if (!_layersOfValue.TryGetValue(value, out var l)) _layersOfValue[value] = l = new List<string>();
@@ -45,7 +47,11 @@ public sealed class ExportPlanner
     }
 
     /// <summary>Plans <paramref name="graph"/> for a float input of <paramref name="inputShape"/> under <paramref name="engine"/>.</summary>
-    public static ExportPlan Plan(ModelGraph graph, QEngine engine, int[] inputShape, string name)
+    public static ExportPlan Plan(ModelGraph graph, QEngine engine, int[] inputShape, string name) =>
+        Plan(graph, engine, CpuClass.Avx512Vnni, inputShape, name);
+
+    /// <summary>As the other overload, for PyTorch on a CPU of class <paramref name="cpu"/>.</summary>
+    public static ExportPlan Plan(ModelGraph graph, QEngine engine, CpuClass cpu, int[] inputShape, string name)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(inputShape);
@@ -58,7 +64,10 @@ public sealed class ExportPlanner
         long numel = Tensor.CheckedNumel(inputShape);
         if (numel > int.MaxValue / 4)
             throw new QuantToolsException(ErrorCode.InvalidArgument, $"input shape [{string.Join(", ", inputShape)}] is too large");
-        return new ExportPlanner(graph, engine).Run(inputShape, name);
+        var planner = new ExportPlanner(graph, engine, cpu);
+        // Core's width-dependent kernels and tables (vector/scalar splits) follow the class while planning
+        using var scope = CpuClasses.Use(planner._cpu);
+        return planner.Run(inputShape, name);
     }
 
     private ExportPlan Run(int[] inputShape, string name)
@@ -134,7 +143,7 @@ public sealed class ExportPlanner
         long scratch = AssignOffsets();
         return new ExportPlan
         {
-            Name = name, Source = _graph.Source, Engine = _engine, InputShape = (int[])inputShape.Clone(), Input = input,
+            Name = name, Source = _graph.Source, Engine = _engine, Cpu = _cpu, InputShape = (int[])inputShape.Clone(), Input = input,
             QuantizedInput = qin, Output = output, QuantizedOutput = qout, Steps = _steps.ToList(),
             Dumps = _dumps.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<(string, ExportTensor)>)kv.Value),
             Buffers = _buffers.ToList(), ScratchBytes = scratch, FirstQuantize = firstQ, LastDequantize = lastDq,
@@ -600,7 +609,7 @@ public sealed class ExportPlanner
         int[] I(long[] v) => v.Select(x => checked((int)x)).ToArray();
         // exactly the executor's prepacking (ModelExecutor.Prepare)
         var pw = PackedConvWeight.Create(cp.Weight, cp.Bias, I(cp.Stride), I(cp.Padding), I(cp.Dilation), checked((int)cp.Groups),
-            cp.Transpose, I(cp.OutputPadding), _engine);
+            cp.Transpose, I(cp.OutputPadding), _engine, _cpu);
         var x = QIn(a[0], "input");
         if (x.DType != DType.QUInt8)
             throw new QuantToolsException(ErrorCode.UnsupportedDType, $"quantized conv needs quint8 input, got {x.DType.TorchName()}");
@@ -640,7 +649,7 @@ public sealed class ExportPlanner
         if (n.Inputs.Count < 2 || n.Inputs[1].Constant is not LinearPackedParams lp)
             throw new QuantToolsException(ErrorCode.InvalidArgument, "linear packed params must be a module constant");
         if (lp.Weight is not QTensor wq) throw NotExpressible("float16 dynamic linear weights");
-        var pw = PackedLinearWeight.Create(wq, lp.Bias, _engine);
+        var pw = PackedLinearWeight.Create(wq, lp.Bias, _engine, _cpu);
         var x = QIn(a[0], "input");
         if (x.DType != DType.QUInt8)
             throw new QuantToolsException(ErrorCode.UnsupportedDType, $"quantized linear needs quint8 input, got {x.DType.TorchName()}");
@@ -835,7 +844,7 @@ public sealed class ExportPlanner
         {
             float sf = (float)x.Scale;
             int zin = (int)x.ZeroPoint;
-            return new CatInput(x.Scale == scale && x.ZeroPoint == zp, sf, zin, QOps.Premul(sf, zin), x.Shape[1] / 16 * 16);
+            return new CatInput(x.Scale == scale && x.ZeroPoint == zp, sf, zin, QOps.Premul(sf, zin), x.Shape[1] / (QOps.AtenVectorBytes / 4) * (QOps.AtenVectorBytes / 4));
         }).ToList();
         bool cl = nhwc || xs.All(x => Layout.SuggestsChannelsLast(x.Shape, x.Strides));
         var y = NewTensor(shape, cl ? Layout.ChannelsLast(shape) : Layout.Contiguous(shape), dt, scale, zp);

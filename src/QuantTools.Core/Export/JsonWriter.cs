@@ -22,6 +22,8 @@ internal static class JsonWriter
 
     public static (IReadOnlyList<(string File, byte[] Content)> Files, long FlashBytes) Write(ExportPlan plan)
     {
+        // width-dependent values (vector blocks) are the plan's CPU class's
+        using var cpu = CpuClasses.Use(plan.Cpu);
         var tensors = new List<(string, Tensor)>();
         long flash = 0;
         string Add(string name, Tensor t)
@@ -39,6 +41,7 @@ internal static class JsonWriter
             w.WriteString("name", plan.Name);
             w.WriteString("source", Path.GetFileName(plan.Source));
             w.WriteString("engine", plan.Engine.TorchName());
+            w.WriteString("cpu_class", plan.Cpu.Name());
             w.WriteString("tensors", plan.Name + ".safetensors");
             w.WritePropertyName("input");
             Value(w, plan.Input);

@@ -16,6 +16,11 @@ public enum ExportFormat
 public sealed record ExportOptions
 {
     public QEngine Engine { get; init; } = QEngine.X86;
+    /// <summary>
+    /// The CPU class whose PyTorch the code reproduces (which library an x86 conv runs on, int16 pair saturation, ATen's
+    /// vector widths); the golden host's class by default. <c>fbgemm-avx2</c> always means <see cref="CpuClass.Avx2"/>.
+    /// </summary>
+    public CpuClass Cpu { get; init; } = CpuClass.Avx512Vnni;
     public ExportFormat Format { get; init; } = ExportFormat.C;
     /// <summary>The float input's shape, e.g. [1, 3, 224, 224] (NCHW, batch included).</summary>
     public required int[] InputShape { get; init; }
@@ -73,7 +78,7 @@ public static class ModelExporter
         CheckName(options.Name);
         if (options.IntegerOnly && options.Format != ExportFormat.C)
             throw new QuantToolsException(ErrorCode.InvalidArgument, "-IntegerOnly applies to -Format C (the JSON gives every multiplier in both forms already)");
-        var plan = ExportPlanner.Plan(graph, options.Engine, options.InputShape, options.Name);
+        var plan = ExportPlanner.Plan(graph, options.Engine, options.Cpu, options.InputShape, options.Name);
         if (options.Format == ExportFormat.C)
         {
             var (files, flash) = CWriter.Write(plan, options.IntegerOnly);

@@ -34,6 +34,11 @@ public sealed class ExportQuantModelCommand : QuantCmdlet
     [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", IgnoreCase = true)]
     public string Engine { get; set; } = "x86";
 
+    /// <summary>The CPU class whose PyTorch the code reproduces: avx512-vnni (default), avx2, or host.</summary>
+    [Parameter]
+    [ValidateSet("avx512-vnni", "avx2", "host", IgnoreCase = true)]
+    public string CpuClass { get; set; } = "avx512-vnni";
+
     [Parameter]
     [ValidateSet("C", "Json", IgnoreCase = true)]
     public string Format { get; set; } = "C";
@@ -78,6 +83,7 @@ public sealed class ExportQuantModelCommand : QuantCmdlet
             var options = new ExportOptions
             {
                 Engine = QEngineInfo.Parse(Engine),
+                Cpu = CpuClasses.Parse(CpuClass),
                 Format = Format.Equals("Json", StringComparison.OrdinalIgnoreCase) ? ExportFormat.Json : ExportFormat.C,
                 InputShape = InputShape,
                 Name = Name,

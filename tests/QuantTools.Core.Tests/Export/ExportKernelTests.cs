@@ -23,6 +23,13 @@ public class ExportKernelTests
 {
     private static readonly string[] Engines = ["x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2"];
 
+    // (engine, CPU class) pairs the C must follow: every engine on the golden host's class, and the AVX2 class where it
+    // changes the integers (x86 convs on saturating FBGEMM, oneDNN's tap-pair saturation, half-width ATen vector blocks)
+    private static readonly (string Engine, CpuClass Cpu)[] Profiles =
+        [.. Engines.Select(e => (e, CpuClass.Avx512Vnni)), ("x86", CpuClass.Avx2), ("onednn", CpuClass.Avx2)];
+
+    private static string Sym((string Engine, CpuClass Cpu) p) => "m_" + p.Engine.Replace('-', '_') + (p.Cpu == CpuClass.Avx2 && p.Engine != "fbgemm-avx2" ? "_avx2" : "");
+
     private sealed class G
     {
         public readonly List<GraphNode> Nodes = new();
@@ -131,18 +138,19 @@ public class ExportKernelTests
     public void EveryKernelPathEqualsTheExecutorOnEveryEngine()
     {
         using var build = new CBuild("kernels");
-        foreach (var e in Engines)
-            build.Add(Model(e), new ExportOptions { Engine = QEngineInfo.Parse(e), InputShape = [2, 3, 11, 13], Name = "m_" + e.Replace('-', '_') });
+        foreach (var pr in Profiles)
+            build.Add(Model(pr.Engine), new ExportOptions { Engine = QEngineInfo.Parse(pr.Engine), Cpu = pr.Cpu, InputShape = [2, 3, 11, 13], Name = Sym(pr) });
         build.Compile();
         var checkedLayers = 0;
-        foreach (var e in Engines)
+        foreach (var pr in Profiles)
         {
-            var exec = new ModelExecutor(Model(e), QEngineInfo.Parse(e));
+            var e = $"{pr.Engine} ({pr.Cpu.Name()})";
+            var exec = new ModelExecutor(Model(pr.Engine), QEngineInfo.Parse(pr.Engine), pr.Cpu);
             foreach (int seed in new[] { 1, 2 })
             {
                 var input = Input(seed);
                 var want = exec.Run(input, captureLayers: true);
-                var (y, dumps) = build.Run("m_" + e.Replace('-', '_'), input);
+                var (y, dumps) = build.Run(Sym(pr), input);
                 Assert.Null(ModelCases.CompareFloatBits(new Tensor(DType.Float32, want.Output.Shape, y), want.Output));
                 foreach (var layer in want.Layers)
                 {

@@ -226,6 +226,12 @@ void qt_conv2d(const uint8_t *x, int32_t batch, int32_t h, int32_t w, int32_t x_
                                 const int8_t *wk = wo + (ky * p->kw + kx) * icg;
                                 for (c = 0; c < icg; c++) {
                                     int32_t a = iw < 0 ? x_zp : (int32_t)xg[((size_t)c * h + ih) * w + iw];
+                                    if (p->tap_pairs && c == 0 && have) {
+                                        /* oneDNN: a tap's odd last channel pairs with zero padding */
+                                        acc += (uint32_t)qt_sat16(pa * pw);
+                                        asum += (uint32_t)pa;
+                                        have = 0;
+                                    }
                                     if (!have) { pa = a; pw = wk[c]; have = 1; }
                                     else {
                                         acc += (uint32_t)qt_sat16(pa * pw + a * wk[c]);
@@ -302,14 +308,15 @@ static int32_t qt_nhwc_logical(int32_t i, const int32_t *dims)
     return ((b * dims[1] + c) * dims[2] + yy) * dims[3] + xx;
 }
 
-/* ATen qadd_kernel: the first n - n % 128 elements in memory order take the vector lambda (FMA dequantize, vector
-   quantize), the rest the scalar lambda (AVX-512 cpu_kernel_vec blocks of 2 x 64; AddKernels.AtenAddReference) */
+/* ATen qadd_kernel: the first n - n % (2 * QT_ATEN_VEC_BYTES) elements in memory order take the vector lambda (FMA
+   dequantize, vector quantize), the rest the scalar lambda (cpu_kernel_vec blocks of two registers;
+   AddKernels.AtenAddReference) */
 void qt_add_aten(const uint8_t *a, const uint8_t *b, uint8_t *y, const int32_t *dims, int32_t rank, int32_t nhwc,
                  int32_t is_signed, const qt_add_params *p)
 {
     int32_t i, n = 1, prefix, qmin = is_signed ? -128 : 0, qmax = is_signed ? 127 : 255;
     for (i = 0; i < rank; i++) n *= dims[i];
-    prefix = n - n % 128;
+    prefix = n - n % (2 * QT_ATEN_VEC_BYTES);
     for (i = 0; i < n; i++) {
         int32_t li = nhwc ? qt_nhwc_logical(i, dims) : i;
         int32_t qa = qt_get(a, li, is_signed), qb = qt_get(b, li, is_signed), o;
@@ -454,12 +461,13 @@ void qt_avg_pool_nchw(const uint8_t *x, uint8_t *y, const qt_pool *p)
             }
 }
 
-/* PoolKernels.AvgPoolNhwcElement: channels below C/16*16 take QuantizeAvx512, the rest quantize_val(1/m) */
+/* PoolKernels.AvgPoolNhwcElement: channels below C/v*v (v = QT_ATEN_VEC_BYTES / 4 floats) take the vector quantize, the
+   rest quantize_val(1/m) */
 static int32_t qt_nhwc_element(int32_t acc, int32_t div, int32_t ch, const qt_pool *p)
 {
     int32_t qmin = p->is_signed ? -128 : 0, qmax = p->is_signed ? 127 : 255;
     if (p->fixed_mult) return qt_clampi(qt_fixed_scale(acc, p->fixed_mult[div], p->fixed_shift[div]) + p->zp, qmin, qmax);
-    if (ch < p->channels / 16 * 16) return qt_quantize_vector((float)acc, p->mult[div], p->zp, qmin, qmax);
+    if (ch < p->channels / (QT_ATEN_VEC_BYTES / 4) * (QT_ATEN_VEC_BYTES / 4)) return qt_quantize_vector((float)acc, p->mult[div], p->zp, qmin, qmax);
     return qt_quantize_scalar((float)acc, p->tail_mult[div], p->zp, qmin, qmax);
 }
 

@@ -17,6 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Bytes of ATen's Vectorized<T> on the CPU class whose PyTorch this export reproduces: 64 (AVX-512, the default) or
+   32 (AVX2). It sets where cpu_kernel_vec's vector blocks end and the scalar tail begins, and the vector channels of the
+   NHWC average-pool kernels. Export-QuantModel writes the class's value here (-CpuClass). */
+#define QT_ATEN_VEC_BYTES 64
+
 #define QT_OK 0
 #define QT_ERR_ARGUMENT 1      /* a NULL pointer or a misaligned scratch buffer */
 #define QT_ERR_UNSUPPORTED 2   /* run_q of a model that does not start with quantize / end with dequantize */
@@ -39,7 +44,8 @@ typedef struct {
 
 typedef struct {
     int32_t in_c, out_c, kh, kw, sh, sw, ph, pw, dh, dw, groups, transposed;
-    int32_t saturating;          /* FBGEMM depthwise / fbgemm-avx2: u8 x s8 product pairs saturate to int16 */
+    int32_t saturating;          /* FBGEMM depthwise, FBGEMM / oneDNN without VNNI: u8 x s8 product pairs saturate to int16 */
+    int32_t tap_pairs;           /* saturating pairs stay inside each kernel tap (oneDNN without VNNI), else K order (FBGEMM) */
     const int8_t *weight;        /* [out_c][K], K in (kh, kw, in_c/groups) order */
     const int32_t *weight_zp;    /* per output channel */
     const int32_t *weight_sum;   /* per output channel, sum of the raw weights (saturating form only) */

@@ -23,6 +23,7 @@
         'Invoke-QuantPipeline'
         'Merge-QuantReport'
         'Compare-QuantOutput'
+        'Export-QuantModel'
     )
     FunctionsToExport    = @('Register-QuantShouldOperator')
     AliasesToExport      = @()

@@ -64,6 +64,22 @@ function Publish-QTTorch {
     Write-Host "libtorch engine: $torch ($mb MB)" -ForegroundColor DarkGray
 }
 
+function Publish-QTOnnxRuntime {
+    # -Engine onnxruntime: QuantTools.OnnxRuntime + Microsoft.ML.OnnxRuntime 1.30 (linux-x64 natives) in
+    # module/bin/onnxruntime, loaded only when that engine is asked for (src/QuantTools.PowerShell/Internal/OnnxRuntimeEngine.cs).
+    param([string] $Configuration, [string] $Deps)
+    $dest = Join-Path $ModuleBin 'onnxruntime'
+    if ($env:QT_SKIP_ONNXRUNTIME -eq '1' -or -not $IsLinux -or [System.Runtime.InteropServices.RuntimeInformation]::OSArchitecture -ne 'X64') {
+        if (Test-Path $dest) { Remove-Item -Recurse -Force $dest }
+        Write-Host "module/bin/onnxruntime not built: -Engine onnxruntime will say it is not installed" -ForegroundColor Yellow
+        return
+    }
+    Invoke-Dotnet publish src/QuantTools.OnnxRuntime/QuantTools.OnnxRuntime.csproj -c $Configuration -o $dest -v q -nologo '-clp:NoSummary' | Out-Host
+    # Core and its dependencies load from bin/deps; the Windows natives of the package are never loaded here.
+    $drop = @(Get-ChildItem $Deps -File | ForEach-Object Name) + @('QuantTools.OnnxRuntime.deps.json', 'onnxruntime.dll', 'onnxruntime_providers_shared.dll')
+    foreach ($f in $drop) { Remove-Item -LiteralPath (Join-Path $dest $f) -Force -ErrorAction SilentlyContinue }
+}
+
 function Invoke-QTBuild {
     param([string] $Configuration = 'Release')
     Push-Location $Root
@@ -72,10 +88,11 @@ function Invoke-QTBuild {
         # Cmdlet assembly at module/bin; Core and its dependencies at module/bin/deps (own AssemblyLoadContext).
         $deps = Join-Path $ModuleBin 'deps'
         # bin/torch (~450 MB) is kept between builds: its publish below only copies what changed.
-        if (Test-Path $ModuleBin) { Get-ChildItem $ModuleBin | Where-Object Name -ne 'torch' | Remove-Item -Recurse -Force }
+        if (Test-Path $ModuleBin) { Get-ChildItem $ModuleBin | Where-Object Name -notin 'torch', 'onnxruntime' | Remove-Item -Recurse -Force }
         New-Item -ItemType Directory -Force $deps | Out-Null
         Invoke-Dotnet publish src/QuantTools.Core/QuantTools.Core.csproj -c $Configuration -o $deps -v q -nologo
         Publish-QTTorch -Configuration $Configuration -Deps $deps
+        Publish-QTOnnxRuntime -Configuration $Configuration -Deps $deps
         $psOut = Join-Path $Root "src/QuantTools.PowerShell/bin/$Configuration/net10.0"
         Copy-Item (Join-Path $psOut 'QuantTools.PowerShell.dll') $ModuleBin
         Copy-Item (Join-Path $psOut 'QuantTools.PowerShell.pdb') $ModuleBin -ErrorAction SilentlyContinue

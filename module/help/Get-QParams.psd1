@@ -11,21 +11,32 @@ With -Path or -Model, Get-QParams answers "where are the activation scale and ze
 
 Per-channel values (WeightScales, WeightZeroPoints, Multipliers, FixedPointMultipliers, Shifts, Bias, Int32Bias, ObserverMin, ObserverMax) are lists that index and count like arrays and serialize to JSON arrays; as text they are the values joined by ';' in round-trip format, so Export-Csv keeps them and [double[]] ($row.WeightScales -split ';') reads them back bit for bit. The default table's column names InScale, InZp, OutScale, OutZp and WScale are also (hidden) text properties with significant digits: select those in Format-Table (PowerShell 7.3+ shows every double in a selected table column with two decimals).
 
+An .onnx file in -Path gives one row per kernel ONNX Runtime's CPU provider runs after its default graph rewrites (a DQ-Conv-Q group is one QLinearConv row named after the Conv node; Kind is the ORT kernel: QuantizeLinear, QLinearConv, QGemm, QLinearMatMul, QLinearGlobalAveragePool, ...), with input, weight and output qparams and the multipliers exactly as ORT computes them in float32, f32(f32(s_x * s_w) / s_y).
+
+-Observer OrtMinMax, OrtEntropy, OrtPercentile and OrtDistribution are ONNX Runtime's calibrators (onnxruntime.quantization.calibrate, version 1.30) with ORT's arguments and numpy's float32 arithmetic: the range comes out bit for bit as ORT's (MinVal, MaxVal) and the qparams as quantize_static's compute_scale_zp makes them (quint8 activations by default; -Dtype qint8, -ReduceRange, -ActivationSymmetric). The histogram calibrators see every piped batch as part of one collect() call, as ORT's calibrators do; the batches are written to a temporary file between the pass that finds the range and the histogram pass, so memory stays constant. -CollectPerBatch makes each batch its own collect() instead (ORT then merges histograms).
+
 Input may be a Tensor from Import-QuantTensor, a QTensor (it is dequantized), or plain numbers: an array passed with -InputObject or piped as one item with the unary comma is one batch.
 '@
     Parameters  = @{
-        Path              = 'Checkpoint files (TorchScript, state_dict, legacy .pt, QAT, FX, .safetensors): one row per layer instead of an observer result. Wildcards are allowed.'
+        Path              = 'Checkpoint files (TorchScript, state_dict, legacy .pt, QAT, FX, .safetensors) or ONNX models (.onnx): one row per layer instead of an observer result. Wildcards are allowed.'
         Model             = 'A model from Import-QuantModel: one row per layer.'
         Architecture      = 'With -Path, for a state_dict: an architecture file (see examples/architectures) or a built-in architecture name (torchvision:<name>). It gives every layer its exact input (InputLayer, InputScale, InputSource graph), the parameter-free modules (ReLU6, pools) as rows, and the wiring of branches. Without it a state_dict is wired in file order (InputSource file order); where that cannot be right (branches, FX quantize steps that do not name their consumer) the input qparams are left empty (InputSource unknown) with a warning.'
         InputObject       = 'A tensor (one batch). Tensors, quantized tensors (dequantized first), numbers and arrays of numbers are accepted. A model piped in (from Import-QuantModel) gives its per-layer rows.'
-        Observer          = 'The observer class: MinMax, MovingAverageMinMax, PerChannelMinMax, MovingAveragePerChannelMinMax, Histogram or FixedQParams (the PyTorch class names work too).'
-        Dtype             = 'dtype argument: quint8 (default), qint8, qint32, quint4x2 or quint2x4.'
+        Observer          = 'The observer class: MinMax, MovingAverageMinMax, PerChannelMinMax, MovingAveragePerChannelMinMax, Histogram or FixedQParams (the PyTorch class names work too); or ONNX Runtime''s calibrators OrtMinMax, OrtEntropy, OrtPercentile, OrtDistribution.'
+        NumBins           = 'ORT calibrators: num_bins (default 128 for OrtEntropy, 2048 for OrtPercentile and OrtDistribution; OrtDistribution needs at least 512).'
+        NumQuantizedBins  = 'OrtEntropy: num_quantized_bins (default 128).'
+        Percentile        = 'OrtPercentile: percentile (default 99.999).'
+        Symmetric         = 'ORT calibrators: symmetric, a range of +-max|x| (quantize_static''s CalibTensorRangeSymmetric). OrtPercentile is symmetric by default; -Symmetric:$false turns that off.'
+        ActivationSymmetric = 'ORT calibrators: symmetric qparams (quantize_static''s ActivationSymmetric): zero point 127 for quint8 over 0..254, 0 for qint8 over -127..127.'
+        MovingAverage     = 'OrtMinMax: moving_average, the mean of the per-batch minima and maxima (averaging_constant applies only when ORT merges separate calibrate calls).'
+        CollectPerBatch   = 'ORT histogram calibrators: every piped tensor is its own collect() call, merged as ORT''s merge_histogram does, instead of one call over all batches.'
+        Dtype             = 'dtype argument: quint8 (default), qint8, qint32, quint4x2 or quint2x4 (ORT calibrators: quint8 or qint8, the activation type).'
         QScheme           = 'qscheme argument: per_tensor_affine (default), per_tensor_symmetric, per_channel_affine, per_channel_symmetric or per_channel_affine_float_qparams.'
-        ReduceRange       = 'reduce_range=True: one bit less range (0..127 for quint8, -64..63 for qint8), as x86/fbgemm activations use. PyTorch refuses it with a symmetric quint8 observer, and so does this cmdlet.'
+        ReduceRange       = 'reduce_range=True: one bit less range (0..127 for quint8, -64..63 for qint8), as x86/fbgemm activations use. PyTorch refuses it with a symmetric quint8 observer, and so does this cmdlet. ORT calibrators: 0..127 / -64..64.'
         QuantMin          = 'quant_min argument: custom lower bound of the integer range (must be <= 0).'
         QuantMax          = 'quant_max argument: custom upper bound of the integer range (must be >= 0).'
         Axis              = 'ch_axis argument of the per-channel observers (default 0).'
-        AveragingConstant = 'averaging_constant argument of the moving-average observers (default 0.01).'
+        AveragingConstant = 'averaging_constant argument of the moving-average observers (default 0.01); also accepted by OrtMinMax.'
         Bins              = 'bins argument of HistogramObserver (default 2048).'
         Eps               = 'eps argument: the smallest scale (default float32 eps, 2^-23).'
         Engine            = "Use the default observer of this engine's qconfig: x86, fbgemm, qnnpack or onednn."
@@ -50,6 +61,16 @@ Input may be a Tensor from Import-QuantTensor, a QTensor (it is dequantized), or
             Title   = 'Export the table for a C port'
             Code    = 'Get-QParams -Path ./model.pt | Select-Object Name, OutputScale, OutputZeroPoint, FixedPointMultipliers, Shifts | ConvertTo-Json -Depth 3'
             Remarks = 'The rows pipe cleanly into ConvertTo-Json and Export-Csv; per-channel values become JSON arrays, and in CSV the values joined by ;.'
+        }
+        @{
+            Title   = 'Which scale ONNX Runtime uses where, in an ORT-quantized model'
+            Code    = 'Get-QParams -Path ./tests/fixtures/golden/pytorch-2.11/core/onnx/smallcnn.qdq_minmax_pc.onnx | Format-Table Name, Kind, InputScale, InputZeroPoint, OutputScale, OutputZeroPoint, WeightScaleMin, WeightScaleMax'
+            Remarks = 'Rows for QuantizeLinear, three QLinearConv (the DQ-Conv-Q groups ORT fuses), QLinearGlobalAveragePool, QGemm and DequantizeLinear.'
+        }
+        @{
+            Title   = 'ONNX Runtime''s entropy calibrator over calibration batches'
+            Code    = 'Import-QuantTensor ./calib.npz | Get-QParams -Observer OrtEntropy -NumBins 2048 -NumQuantizedBins 128'
+            Remarks = 'The KL-divergence threshold exactly as onnxruntime.quantization computes it, and the quint8 qparams quantize_static would write for it.'
         }
         @{
             Title   = 'MinMaxObserver over a few numbers'

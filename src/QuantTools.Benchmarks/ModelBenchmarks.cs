@@ -102,18 +102,17 @@ internal static class ModelBenchmarks
         {
             if (!executors.TryGetValue(c.File, out var ex)) executors[c.File] = ex = ModelExecutor.Load(c.File, QEngine.X86);
             var x = Input(c.Batch, c.Size, c.Size * 100 + c.Batch);
-            Parallelism.MaxThreads = c.Threads;
-            Tensor y = ex.Run(x).Output;
+            var budgetOptions = new ExecutionOptions { MaxThreads = c.Threads };
+            Tensor y = ex.Run(x, options: budgetOptions).Output;
             long a0 = GC.GetTotalAllocatedBytes(precise: true);
             int runs0 = 0;
-            var (ms, runs, min) = Time(() => { ex.Run(x); runs0++; }, budget);
+            var (ms, runs, min) = Time(() => { ex.Run(x, options: budgetOptions); runs0++; }, budget);
             double allocMb = (GC.GetTotalAllocatedBytes(precise: true) - a0) / (double)runs0 / (1 << 20);
             double peakMb = Process.GetCurrentProcess().PeakWorkingSet64 / (double)(1 << 20);
             ours[c] = (ms, allocMb, peakMb, x, y);
             log.WriteLine($"//   {c.Name}: ours {ms:0.000} ms (median of {runs}, fastest {min:0.000}), {allocMb:0.0} MB allocated per run, process peak working set {peakMb:0} MB");
             if (c.Threads == 1) log.Write(Profile(ex, x));
         }
-        Parallelism.MaxThreads = 1;
 
         // ---- libtorch, same inputs
         LibTorchReference.EnsureLoaded();

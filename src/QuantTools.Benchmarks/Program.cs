@@ -15,7 +15,8 @@ using QuantTools.Benchmarks;
 
 // Usage: dotnet run -c Release --project src/QuantTools.Benchmarks -- [--full] [filter ...]
 //   filter: substrings (case-insensitive) of a row name, benchmark method or category, e.g. "quantize",
-//   "histogram", "libtorch", "model" (the whole-model rows), "mobilenet"; '*' / '?' globs are matched against
+//   "histogram", "libtorch", "model" (the whole-model rows), "mobilenet", "path" (one row per engine and kernel
+//   path); '*' / '?' globs are matched against
 //   Class.Method. No filter runs everything.
 // Writes artifacts/bench/results.json at the repository root and prints the table.
 
@@ -136,6 +137,33 @@ foreach (var r in modelResults)
         r.ReferenceMs is { } rf ? rf.ToString("0.000", CultureInfo.InvariantCulture) : "-"]);
 }
 
+// Kernel path rows (one per engine and path): a Stopwatch harness too; see KernelPathBenchmarks.
+var pathResults = KernelPathBenchmarks.Selected(filters) ? KernelPathBenchmarks.Run(full, Console.Out) : [];
+foreach (var r in pathResults)
+{
+    double? ratio = r.PeerMs is { } pm ? pm / r.Ms : null;
+    results.Add(new JsonObject
+    {
+        ["name"] = r.Name,
+        ["ours_ms"] = Round(r.Ms),
+        ["peer"] = r.Peer,
+        ["peer_ms"] = Round(r.PeerMs),
+        ["ratio"] = Round(ratio),
+    });
+    table.Add([r.Name, Fmt(r.Ms), r.Peer ?? "-", Fmt(r.PeerMs), ratio is { } q ? q.ToString("0.00", CultureInfo.InvariantCulture) : "-", "-"]);
+}
+// ONNX QOperator kernels (issue 13): ours (the ORT emulation) vs onnxruntime, Stopwatch harness; filter "onnx" or "qop".
+var onnxResults = OnnxBenchmarks.Selected(filters) ? OnnxBenchmarks.Run(repoRoot, full, Console.Out) : [];
+foreach (var r in onnxResults)
+{
+    results.Add(new JsonObject
+    {
+        ["name"] = r.Name, ["ours_ms"] = Round(r.OursMs), ["peer"] = "onnxruntime", ["peer_ms"] = Round(r.OrtMs),
+        ["ratio"] = Round(r.OrtMs / r.OursMs), ["outputs_differing"] = r.Differ,
+    });
+    table.Add([r.Name, Fmt(r.OursMs), "onnxruntime", Fmt(r.OrtMs), (r.OrtMs / r.OursMs).ToString("0.00", CultureInfo.InvariantCulture), "-"]);
+}
+
 var json = results.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 var jsonPath = Path.Combine(outDir, "results.json");
 File.WriteAllText(jsonPath, json + Environment.NewLine);
@@ -146,6 +174,8 @@ Console.WriteLine(singleThread + "; libtorch: torch.set_num_threads(1)");
 Console.WriteLine(Rows.Format(["name", "ours_ms", "peer", "peer_ms", "ratio", "PyTorch 2.11 Xeon ms (reference only)"], table));
 Console.Write(KernelRows.Report(medians));
 if (modelResults.Count > 0) Console.Write(ModelBenchmarks.Report(modelResults));
+if (pathResults.Count > 0) Console.Write(KernelPathBenchmarks.Report(pathResults));
+if (onnxResults.Count > 0) Console.Write(OnnxBenchmarks.Report(onnxResults));
 foreach (var m in unavailable.Distinct())
     Console.WriteLine($"skipped {m}: the Core API it measures is not in this build yet (Quantizer / ObserverFactory)");
 foreach (var (m, why) in kernelSkips)

@@ -13,6 +13,7 @@ Describe 'Invoke-QuantModel' {
         $expected = Import-QuantTensor $st -Name output
         $r = $input | Invoke-QuantModel (Join-Path $models "$_.torchscript.pt") -CaptureLayers
         $r.Engine | Should -Be 'x86'
+        $r.CpuClass | Should -Be 'avx512-vnni'   # the golden host's class is the default on any machine
         (Bits $r.Output.Data) | Should -Be (Bits $expected.Data)
         # layers were recorded on input[0:1]
         $first = Invoke-QuantModel (Join-Path $models "$_.torchscript.pt") -InputObject (Import-QuantTensor $st -Name input) -CaptureLayers
@@ -51,14 +52,14 @@ Describe 'Invoke-QuantModel -Engine libtorch' {
         (Bits $r.Output.Data) | Should -Be (Bits (Import-QuantTensor $st -Name output).Data)
     }
 
-    It 'agrees bit for bit with our x86 profile on random inputs for <_>' -ForEach @('seed_convnet', 'relu6_eager') {
-        # This host's CPU has AVX512-VNNI, so libtorch's x86 engine sends each conv to oneDNN exactly when groups <= 100,
-        # the weight is symmetric and output_padding is 0, else to FBGEMM (linear: FBGEMM) - the rule our x86 profile
-        # encodes, so no layer takes another path here. (Without VNNI libtorch would send every conv to FBGEMM, whose
-        # int16 pair saturation is our fbgemm-avx2 profile; tests/QuantTools.Torch.Tests/LibTorchModelTests.cs names the
-        # layers per CPU and checks every core model. On rare inputs a conv output within ~1e-6 of a rounding tie rounds
-        # the other way in libtorch 2.10 on this CPU: NearTies_SeedConvnet_AreTheOnlyDifferences there; this fixed seed
-        # hits none.)
+    It 'agrees bit for bit with our x86 profile for this CPU''s class on random inputs for <_>' -ForEach @('seed_convnet', 'relu6_eager') {
+        # libtorch computes as this CPU does: with AVX512-VNNI its x86 engine sends each conv to oneDNN exactly when
+        # groups <= 100, the weight is symmetric and output_padding is 0, else to FBGEMM; without VNNI every conv goes to
+        # FBGEMM, which saturates u8 x s8 pairs to int16, and ATen's kernels use AVX2 widths. -CpuClass host asks our x86
+        # profile for the same class (the default is the golden host's, AVX512-VNNI);
+        # tests/QuantTools.Torch.Tests/LibTorchModelTests.cs names the layers per CPU and checks every core model. On
+        # rare inputs a conv output within ~1e-6 of a rounding tie rounds the other way in libtorch 2.10's oneDNN:
+        # NearTies_SeedConvnet_AreTheOnlyDifferences there; this fixed seed hits none.)
         $pt = Join-Path $models "$_.torchscript.pt"
         $x = Import-QuantTensor (Join-Path $models "$_.safetensors") -Name input
         $lo = ($x.Data | Measure-Object -Minimum).Minimum; $hi = ($x.Data | Measure-Object -Maximum).Maximum
@@ -66,7 +67,7 @@ Describe 'Invoke-QuantModel -Engine libtorch' {
         foreach ($case in 1..6) {
             $wide = if ($case % 2) { 1.0 } else { 3.0 }   # even cases go past the input range (the quant stub clamps)
             for ($i = 0; $i -lt $x.Data.Length; $i++) { $x.Data[$i] = [float](($lo + $hi) / 2 + $wide * ($hi - $lo) / 2 * (2 * $rng.NextDouble() - 1)) }
-            $ours = Invoke-QuantModel $pt -InputObject $x -Engine x86
+            $ours = Invoke-QuantModel $pt -InputObject $x -Engine x86 -CpuClass host
             $lt = Invoke-QuantModel $pt -InputObject $x -Engine libtorch
             (Bits $lt.Output.Data) | Should -Be (Bits $ours.Output.Data) -Because "random case $case"
         }

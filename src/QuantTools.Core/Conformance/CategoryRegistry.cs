@@ -9,7 +9,6 @@ public static class CategoryRegistry
         yield return new QuantizeCases();
         yield return new OpsCases();
         yield return new ModelCases();
-        yield return new NotYetRunnableCategory("onnx", p => GoldenPaths.Dir(p) == "onnx",
-            "ONNX models are not supported yet");
+        yield return new OnnxCases();
     }
 }

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using QuantTools.Core.Kernels.Ops;
+using QuantTools.Core.Conformance.Ops;
 using QuantTools.Core.Tensors;
 
 namespace QuantTools.Core.Conformance;
@@ -21,7 +21,7 @@ public sealed class OpsCases : IConformanceCategory
             cancel.ThrowIfCancellationRequested();
             var c = new OpCase(file, json);
             string engine = json.GetProperty("engine").GetString()!;
-            var handler = OpHandlers.Find(c.Op);
+            var handler = OpCaseAdapters.Find(c.Op);
             if (handler is null)
             {
                 yield return new CaseResult(c.Id, Category, engine, CaseStatus.NotRun, $"op '{c.Op}' is not implemented yet");
@@ -37,7 +37,7 @@ public sealed class OpsCases : IConformanceCategory
             string? engine = parts.Length > 1 ? parts[^1] : null;
             var op = parts.Length > 2 ? string.Join('_', parts[1..^1]) : "";
             var reason = err.GetProperty("error").GetString() ?? "";
-            var handler = OpHandlers.Find(op) ?? OpHandlers.Find(AliasOf(op));
+            var handler = OpCaseAdapters.Find(op) ?? OpCaseAdapters.Find(AliasOf(op));
             // A refusal of an op we do not run at all is NotRun; refusals need their inputs, which the error entries
             // do not record, so they are documented facts rather than runnable cases.
             yield return new CaseResult(id, Category, engine, CaseStatus.NotRun,
@@ -47,7 +47,7 @@ public sealed class OpsCases : IConformanceCategory
 
     private static string AliasOf(string op) => op switch { "convT2d" => "conv_transpose2d", _ => op };
 
-    private CaseResult RunOne(OpCase c, IOpHandler handler, string engine)
+    private CaseResult RunOne(OpCase c, IOpCaseAdapter handler, string engine)
     {
         object result;
         try

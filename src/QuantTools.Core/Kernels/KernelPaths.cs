@@ -81,6 +81,23 @@ public static class KernelPaths
         return KernelPath.Scalar;
     }
 
+    /// <summary>
+    /// The ISA part of a kernel path's name, in the words of XNNPACK's microkernel names (<c>qu8-add/avx2</c>):
+    /// scalar, vector128/256/512 (portable <c>Vector{N}&lt;T&gt;</c> code), avx2, avx512, avxvnni, native-avx512vnni.
+    /// </summary>
+    public static string IsaName(KernelPath path) => path switch
+    {
+        KernelPath.Scalar => "scalar",
+        KernelPath.Vector128 => "vector128",
+        KernelPath.Vector256 => "vector256",
+        KernelPath.Vector512 => "vector512",
+        KernelPath.Avx2 => "avx2",
+        KernelPath.Avx512 => "avx512",
+        KernelPath.AvxVnni => "avxvnni",
+        KernelPath.NativeVnni => "native-avx512vnni",
+        _ => throw new ArgumentOutOfRangeException(nameof(path), path, "one path, not a set"),
+    };
+
     /// <summary>Every path this CPU can run, Scalar first (what path-forcing tests iterate over).</summary>
     public static IEnumerable<KernelPath> AllSupported() =>
         Enum.GetValues<KernelPath>().Where(p => p != KernelPath.None && (p == KernelPath.Scalar || (Supported & p) != 0));

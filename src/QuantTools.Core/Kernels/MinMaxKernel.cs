@@ -14,6 +14,9 @@ public static unsafe class MinMaxKernel
     public const KernelPath Implemented =
         KernelPath.Scalar | KernelPath.Vector256 | KernelPath.Vector512 | KernelPath.Avx2 | KernelPath.Avx512;
 
+    /// <summary><c>f32-minmax/...</c>: the min / max pass of the observers.</summary>
+    public static readonly KernelFamily Family = new("f32-minmax", Implemented);
+
     public static (float Min, float Max) Reference(ReadOnlySpan<float> x)
     {
         float mn = float.PositiveInfinity, mx = float.NegativeInfinity;
@@ -28,7 +31,7 @@ public static unsafe class MinMaxKernel
 
     public static (float Min, float Max) Compute(ReadOnlySpan<float> x)
     {
-        var path = KernelPaths.Choose(Implemented);
+        var path = Family.Resolve();
         if (path == KernelPath.Scalar || x.Length < 16) return Reference(x);
         float mn, mx; bool nan; int i;
         fixed (float* p = x)

@@ -25,6 +25,9 @@ public sealed class PerChannel<T> : IReadOnlyList<T>, IList where T : struct, IF
 
     public static implicit operator T[](PerChannel<T> v) => v.ToArray();
 
+    /// <summary>An array as per-channel values (null stays null), so rows can be built from arrays.</summary>
+    public static implicit operator PerChannel<T>(T[] v) => v is null ? null! : new PerChannel<T>(v);
+
     /// <summary>The values joined by <c>;</c>, each in round-trip format (invariant culture).</summary>
     public override string ToString() => string.Join(";", _values.Select(v => v.ToString(typeof(T) == typeof(double) || typeof(T) == typeof(float) ? "R" : null, CultureInfo.InvariantCulture)));
 

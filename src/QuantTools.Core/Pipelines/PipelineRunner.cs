@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
+using QuantTools.Core.Kernels;
 
 namespace QuantTools.Core.Pipelines;
 
@@ -27,6 +28,8 @@ public sealed class PipelineRunner
     public IReadOnlyList<PipelineJob> Jobs { get; }
     public string OutputPath { get; }
     public int ThrottleLimit { get; init; } = 1;
+    /// <summary>Threads each job's kernels may use (null: the process default); each worker holds its own budget.</summary>
+    public int? MaxThreadsPerJob { get; init; }
     public bool Resume { get; init; }
     /// <summary>Rewrite the golden files the jobs' steps read from this run (right after each job's run step).</summary>
     public bool UpdateGolden { get; init; }
@@ -56,6 +59,7 @@ public sealed class PipelineRunner
         int next = -1;
         void Worker()
         {
+            using var budget = Parallelism.Limit(MaxThreadsPerJob);
             while (!cts.IsCancellationRequested)
             {
                 int i = Interlocked.Increment(ref next);

@@ -4,6 +4,7 @@ using QuantTools.Core.Formats;
 using QuantTools.Core.Kernels;
 using QuantTools.Core.Models;
 using QuantTools.Core.Models.Execution;
+using QuantTools.Core.Models.Onnx;
 using QuantTools.Core.Tensors;
 using QuantTools.PowerShell.Internal;
 
@@ -12,7 +13,9 @@ namespace QuantTools.PowerShell.Commands;
 /// <summary>
 /// Runs a quantized TorchScript model with QuantTools' integer kernels, exactly as the chosen PyTorch engine does.
 /// Each piped tensor (or -InputObject, or each tensor of -InputPath files) is one batch. <c>-Engine libtorch</c> runs the
-/// same file through libtorch in-process instead (QuantTools.Torch, loaded only then).
+/// same file through libtorch in-process instead (QuantTools.Torch, loaded only then). A .onnx file runs with ONNX
+/// Runtime 1.30's CPU arithmetic (<c>-Engine ort</c>, the default for .onnx) or through ONNX Runtime itself in-process
+/// (<c>-Engine onnxruntime</c>, QuantTools.OnnxRuntime, loaded only then).
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "QuantModel", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(ModelResult))]
@@ -39,8 +42,20 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     public string[]? InputPath { get; set; }
 
     [Parameter]
-    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", "libtorch", IgnoreCase = true)]
+    [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", "libtorch", "ort", "onnxruntime", IgnoreCase = true)]
     public string Engine { get; set; } = "x86";
+
+    /// <summary>
+    /// The CPU class whose PyTorch to reproduce: avx512-vnni (default, the golden data's host), avx2, or host (this
+    /// machine's). Decides where x86 sends convs, FBGEMM's / oneDNN's int16 pair saturation and ATen's vector widths.
+    /// </summary>
+    [Parameter]
+    [ValidateSet("avx512-vnni", "avx2", "host", IgnoreCase = true)]
+    public string CpuClass { get; set; } = "avx512-vnni";
+
+    /// <summary>.onnx with -Engine ort: the graph as written (ORT_DISABLE_ALL) instead of after ORT's default fusions.</summary>
+    [Parameter]
+    public SwitchParameter NoGraphOptimization { get; set; }
 
     /// <summary>Keep every layer's quantized output with its qparams.</summary>
     [Parameter]
@@ -56,17 +71,38 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
     public int ThrottleLimit { get; set; } = Environment.ProcessorCount;
 
     private ModelExecutor? _executor;
+    private OnnxExecutor? _onnx;
+    private OnnxRuntimeEngine? _ort;
     private TorchEngine? _torch;
     private bool _warnedNoLayers;
     private int _batch;
-    private int _previousThreads;
+    private ExecutionOptions? _executionOptions;
 
     protected override void BeginProcessing()
     {
         var file = ParameterSetName == ModelSet ? Model!.Source : GetUnresolvedProviderPathFromPSPath(Path);
-        _previousThreads = Parallelism.MaxThreads;
-        Parallelism.MaxThreads = ThrottleLimit;
-        if (IsLibTorch)
+        _executionOptions = new ExecutionOptions { MaxThreads = ThrottleLimit };
+        bool isOnnx = file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+        bool engineGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Engine));
+        if (isOnnx || IsOnnxEngine)
+        {
+            if (!isOnnx)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Engine {Engine} runs .onnx files; {System.IO.Path.GetFileName(file)} is not one"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, file));
+            if (engineGiven && !IsOnnxEngine)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Engine {Engine} is a PyTorch engine; .onnx files run with -Engine ort (ONNX Runtime's arithmetic) or onnxruntime (ONNX Runtime in-process)"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, Engine));
+            if (Architecture is not null)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Architecture is for state_dicts; an .onnx file holds its graph"),
+                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, Architecture));
+            var model = OrThrow(file, () => Core.Formats.Onnx.OnnxReader.Load(file));
+            _onnxBatchOne = model.Graph.Inputs.Count > 0 && model.Graph.Inputs[0].Shape is { Length: > 1 } s0 && s0[0] == 1;
+            if (string.Equals(Engine, "onnxruntime", StringComparison.OrdinalIgnoreCase))
+                _ort = OrThrow(file, () => OnnxRuntimeEngine.Load(file, ThrottleLimit, !NoGraphOptimization));
+            else
+                _onnx = OrThrow(file, () => new OnnxExecutor(model, NoGraphOptimization ? OrtOptimization.None : OrtOptimization.Default));
+        }
+        else if (IsLibTorch)
         {
             // PyTorch's own answer: the same TorchScript file through libtorch in-process (loaded on first use only).
             if (Architecture is not null)
@@ -77,8 +113,9 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         else
         {
             var engine = QEngineInfo.Parse(Engine);
+            var cpu = CpuClasses.Parse(CpuClass);
             var arch = Architecture is null ? null : ResolveArchitecture(Architecture);
-            _executor = OrThrow(file, () => new ModelExecutor(ModelLoader.LoadGraph(file, arch), engine));
+            _executor = OrThrow(file, () => new ModelExecutor(ModelLoader.LoadGraph(file, arch), engine, cpu));
         }
         if (InputPath is not null)
             foreach (var p in InputPath)
@@ -97,7 +134,30 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         TryItem(InputObject, () => RunOne(TensorArgument.ToTensor(InputObject), TensorArgument.NameOf(InputObject)));
     }
 
+    private bool _onnxBatchOne;
+
     private void RunOne(Tensor input, string? name)
+    {
+        // an ONNX model exported for batch 1: each row of a larger batch is one run (one result each), as ORT needs
+        if (_onnxBatchOne && input.Rank > 1 && input.Shape[0] > 1)
+        {
+            for (int r = 0; r < input.Shape[0]; r++) RunOneBatch(Row(input, r), $"{name ?? "input"}[{r}]");
+            return;
+        }
+        RunOneBatch(input, name);
+    }
+
+    private static Tensor Row(Tensor x, int r)
+    {
+        int per = x.Length / x.Shape[0];
+        var shape = (int[])x.Shape.Clone();
+        shape[0] = 1;
+        var data = Array.CreateInstance(x.Data.GetType().GetElementType()!, per);
+        Array.Copy(x.Data, r * per, data, 0, per);
+        return new Tensor(x.DType, shape, data);
+    }
+
+    private void RunOneBatch(Tensor input, string? name)
     {
         Cancel.ThrowIfCancellationRequested();
         _batch++;
@@ -110,13 +170,27 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
                          "no layer activations, so Layers stays empty (and -OutputPath holds only the output). Run the same input with " +
                          "-Engine x86 -CaptureLayers for every layer; its output equals libtorch's bit for bit where libtorch takes the same path.");
         }
-        var result = _torch is not null ? _torch.Run(input, capture, Cancel) : _executor!.Run(input, capture, Cancel);
+        ModelResult result;
+        if (_torch is not null) result = _torch.Run(input, capture, Cancel);
+        else if (_onnx is not null)
+        {
+            using var budget = Parallelism.Limit(ThrottleLimit);
+            result = _onnx.Run(input, capture, Cancel);
+        }
+        else if (_ort is not null) result = _ort.Run(input, capture, Cancel);
+        else result = _executor!.Run(input, capture, Cancel, _executionOptions);
         if (OutputPath is not null) Save(result, _batch);
         var ps = PSObject.AsPSObject(result);
         ps.Properties.Add(new PSNoteProperty("Batch", _batch));
         if (name is not null) ps.Properties.Add(new PSNoteProperty("InputName", name));
-        ps.Properties.Add(new PSNoteProperty("Engine", _torch is not null ? "libtorch" : _executor!.Engine.TorchName()));
+        ps.Properties.Add(new PSNoteProperty("Engine", _torch is not null ? "libtorch" : _onnx is not null ? "ort" : _ort is not null ? "onnxruntime" : _executor!.Engine.TorchName()));
+        if (_executor is not null) ps.Properties.Add(new PSNoteProperty("CpuClass", _executor.Cpu.Name()));
+        else if (_torch is not null) ps.Properties.Add(new PSNoteProperty("CpuClass", Core.Kernels.CpuClasses.Host.Name()));
         if (_torch is not null) ps.Properties.Add(new PSNoteProperty("EngineDetail", _torch.EngineName));
+        if (_ort is not null) ps.Properties.Add(new PSNoteProperty("EngineDetail", _ort.EngineName));
+        if (_onnx is not null && _onnx.FloatApproximations.Count > 0 && _batch == 1)
+            WriteWarning($"{_onnx.FloatApproximations.Count} node(s) run in float32 without MLAS's exact summation order, so their outputs may differ from ONNX Runtime in the last bits: " +
+                         string.Join("; ", _onnx.FloatApproximations.Take(5)));
         WriteObject(ps);
     }
 
@@ -124,17 +198,19 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         ModelRunFiles.Write(GetUnresolvedProviderPathFromPSPath(OutputPath!), result, batch);
 
     /// <summary>
-    /// PowerShell disposes the cmdlet after the pipeline, also when it was stopped or failed: frees libtorch's module
-    /// and restores the thread limit this command changed.
+    /// PowerShell disposes the cmdlet after the pipeline, also when it was stopped or failed: frees libtorch's module.
+    /// (The thread budget is this command's own, passed with each run, so there is nothing process-wide to restore.)
     /// </summary>
     public void Dispose()
     {
         _torch?.Dispose();
         _torch = null;
-        if (_previousThreads > 0) Parallelism.MaxThreads = _previousThreads;
+        _ort?.Dispose();
+        _ort = null;
     }
 
     private bool IsLibTorch => string.Equals(Engine, "libtorch", StringComparison.OrdinalIgnoreCase);
+    private bool IsOnnxEngine => Engine.Equals("ort", StringComparison.OrdinalIgnoreCase) || Engine.Equals("onnxruntime", StringComparison.OrdinalIgnoreCase);
 
     protected override void EndProcessing()
     {

@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using QuantTools.Core;
-using QuantTools.Core.Kernels;
 using QuantTools.Core.Pipelines;
 using QuantTools.PowerShell.Internal;
 
@@ -89,9 +88,12 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
         }
 
         var output = GetUnresolvedProviderPathFromPSPath(OutputPath ?? "pipeline-results");
-        var runner = new PipelineRunner(jobs, output) { ThrottleLimit = ThrottleLimit, Resume = Resume, UpdateGolden = UpdateGolden, Shard = shard };
-        int previousThreads = Parallelism.MaxThreads;
-        Parallelism.MaxThreads = PipelinePolicy.KernelThreadsPerJob(ThrottleLimit, jobs.Count, Environment.ProcessorCount);
+        // jobs run side by side; each job's kernels share the cores
+        var runner = new PipelineRunner(jobs, output)
+        {
+            ThrottleLimit = ThrottleLimit, Resume = Resume, UpdateGolden = UpdateGolden, Shard = shard,
+            MaxThreadsPerJob = PipelinePolicy.KernelThreadsPerJob(ThrottleLimit, jobs.Count, Environment.ProcessorCount),
+        };
         int running = 0, done = 0, failed = 0;
         bool stopped = false;
         var progress = new ProgressRecord(3, "Invoke-QuantPipeline", "starting");
@@ -126,7 +128,6 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
         }
         finally
         {
-            Parallelism.MaxThreads = previousThreads;
             // the reports cover every job finished so far, also after Ctrl+C
             var results = runner.Results.Values.ToList();
             if (results.Count > 0 || !stopped)

@@ -1,11 +1,13 @@
 using System.Management.Automation;
 using QuantTools.Core.Kernels;
+using QuantTools.Core.Formats.Onnx;
 using QuantTools.Core.Models;
+using QuantTools.Core.Models.Onnx;
 using QuantTools.PowerShell.Internal;
 
 namespace QuantTools.PowerShell.Commands;
 
-/// <summary>Lints a quantized model's qparams for problems that hurt on deployment.</summary>
+/// <summary>Lints a quantized model's qparams for problems that hurt on deployment (.onnx files: ONNX Runtime's rules).</summary>
 [Cmdlet(VerbsDiagnostic.Test, "QuantModel", DefaultParameterSetName = "Path")]
 [OutputType(typeof(Finding))]
 public sealed class TestQuantModelCommand : QuantPathCmdlet
@@ -37,6 +39,18 @@ public sealed class TestQuantModelCommand : QuantPathCmdlet
         IEnumerable<(object Target, Func<QuantModel> Load)> models = ParameterSetName == ModelSet
             ? [(Model!, () => Model!)]
             : InputFiles().Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f, Architecture is null ? null : ResolveArchitecture(Architecture)))));
+        if (ParameterSetName != ModelSet)
+        {
+            var files = InputFiles().ToList();
+            foreach (var f in files.Where(f => f.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)))
+                TryItem(f, () =>
+                {
+                    foreach (var finding in OnnxLinter.Lint(OnnxReader.Load(f)))
+                        if (finding.Severity >= min) WriteObject(finding);
+                });
+            models = files.Where(f => !f.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+                .Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f, Architecture is null ? null : ResolveArchitecture(Architecture)))));
+        }
         foreach (var (target, load) in models)
             TryItem(target, () =>
             {

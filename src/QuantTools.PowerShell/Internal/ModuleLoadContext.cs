@@ -24,10 +24,18 @@ public sealed class ModuleLoadContext : AssemblyLoadContext
     public static string TorchFolder { get; } =
         Path.Combine(Path.GetDirectoryName(typeof(ModuleLoadContext).Assembly.Location)!, "torch");
 
+    /// <summary>QuantTools.OnnxRuntime and ONNX Runtime's natives: probed only after <c>-Engine onnxruntime</c> loads from it.</summary>
+    public static string OnnxRuntimeFolder { get; } =
+        Path.Combine(Path.GetDirectoryName(typeof(ModuleLoadContext).Assembly.Location)!, "onnxruntime");
+
     private volatile bool _torchEnabled;
+    private volatile bool _onnxRuntimeEnabled;
 
     /// <summary>Lets this context resolve assemblies and natives from <see cref="TorchFolder"/> too.</summary>
     internal void EnableTorchFolder() => _torchEnabled = true;
+
+    /// <summary>Lets this context resolve assemblies and natives from <see cref="OnnxRuntimeFolder"/> too.</summary>
+    internal void EnableOnnxRuntimeFolder() => _onnxRuntimeEnabled = true;
 
     public static ModuleLoadContext Instance { get; } = new(DependencyFolder);
 
@@ -60,6 +68,7 @@ public sealed class ModuleLoadContext : AssemblyLoadContext
     {
         yield return _dir;
         if (_torchEnabled) yield return TorchFolder;
+        if (_onnxRuntimeEnabled) yield return OnnxRuntimeFolder;
     }
 }
 

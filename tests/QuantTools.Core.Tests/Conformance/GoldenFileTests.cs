@@ -24,9 +24,16 @@ public class GoldenFileTests
     [Fact]
     public void UnknownCategoriesAreReportedNotRunNeverPassed()
     {
-        var results = new ConformanceRunner().Run(Fixtures.Core("onnx")).ToList();
+        // a category this build cannot run reports each case NotRun with the reason (here the onnx cases, as they were
+        // reported before the onnx category existed)
+        var notYet = new NotYetRunnableCategory("onnx", p => Path.GetFileName(Path.GetDirectoryName(p)) == "onnx", "not runnable in this test");
+        var results = new ConformanceRunner([notYet]).Run(Fixtures.Core("onnx")).ToList();
         Assert.Equal(14, results.Count);
         Assert.All(results, r => Assert.Equal(CaseStatus.NotRun, r.Status));
         Assert.All(results, r => Assert.Equal("onnx", r.Category));
+        // the registered categories run them: 6 models, 8 collector cases and ORT's 2 refusals, all passing
+        var run = new ConformanceRunner().Run(Fixtures.Core("onnx")).ToList();
+        Assert.Equal(16, run.Count);
+        Assert.All(run, r => Assert.Equal(CaseStatus.Passed, r.Status));
     }
 }

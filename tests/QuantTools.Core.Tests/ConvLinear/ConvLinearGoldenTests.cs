@@ -1,5 +1,5 @@
 using QuantTools.Core.Conformance;
-using QuantTools.Core.Kernels.Ops;
+using QuantTools.Core.Conformance.Ops;
 using QuantTools.Core.Tensors;
 using Xunit.Abstractions;
 
@@ -62,7 +62,7 @@ public class ConvLinearGoldenTests(ITestOutputHelper output)
     {
         if (KnownFailures.ContainsKey((seed, id))) return; // asserted as a named failure in KnownOnednnDefect
         var c = Find(seed, id);
-        var handler = OpHandlers.Find(c.Op);
+        var handler = OpCaseAdapters.Find(c.Op);
         Assert.NotNull(handler);
         var detail = Compare(c, handler!.Run(c));
         if (detail.Length > 0) output.WriteLine($"{seed}/{id}: {detail}");

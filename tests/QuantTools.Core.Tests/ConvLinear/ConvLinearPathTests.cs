@@ -1,7 +1,7 @@
 using QuantTools.Core.Kernels;
 using QuantTools.Core.Kernels.Conv;
 using QuantTools.Core.Kernels.Linear;
-using QuantTools.Core.Kernels.Ops;
+using QuantTools.Core.Conformance.Ops;
 using QuantTools.Core.Tensors;
 
 namespace QuantTools.Core.Tests.ConvLinear;
@@ -63,9 +63,12 @@ public class ConvLinearPathTests
                     var pw = PackedLinearWeight.Create(w, count % 7 == 0 ? null : Bias(rng, n), engine);
                     QTensor e, a;
                     int[] rawE = new int[m * n], rawA = new int[m * n];
-                    LinearKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, m, rawE);
-                    LinearKernels.Raw(pw, x.IntRepr.AsSpan<byte>(), azp, m, rawA, path);
+                    LinearKernels.AccumulateReference(pw, x.IntRepr.AsSpan<byte>(), azp, m, rawE);
+                    LinearKernels.Accumulate(pw, x.IntRepr.AsSpan<byte>(), azp, m, rawA, LinearPaths.Resolve(pw, path).Accumulation);
                     Assert.True(rawE.AsSpan().SequenceEqual(rawA), $"{path} raw m={m} n={n} k={k}");
+                    // PairGemm's tiles on this ISA (the portable scalar tile for paths without tiles)
+                    LinearKernels.AccumulateGemm(pw, x.IntRepr.AsSpan<byte>(), azp, m, rawA, path);
+                    Assert.True(rawE.AsSpan().SequenceEqual(rawA), $"{path} gemm m={m} n={n} k={k}");
                     using (KernelPaths.Force(KernelPath.Scalar)) e = pw.Run(x, 0.07, 3, count % 2 == 0);
                     using (KernelPaths.Force(path)) a = pw.Run(x, 0.07, 3, count % 2 == 0);
                     AssertSameQ(e, a, $"{path} {engine} m={m} n={n} k={k}");
@@ -85,8 +88,8 @@ public class ConvLinearPathTests
             var w = Weights(rng, [67, 4099], false, wzp, wm);
             var pw = PackedLinearWeight.Create(w, null, QEngine.Fbgemm);
             int[] e = new int[5 * 67], a = new int[5 * 67];
-            LinearKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, 5, e);
-            LinearKernels.Raw(pw, x.IntRepr.AsSpan<byte>(), azp, 5, a, path);
+            LinearKernels.AccumulateReference(pw, x.IntRepr.AsSpan<byte>(), azp, 5, e);
+            LinearKernels.Accumulate(pw, x.IntRepr.AsSpan<byte>(), azp, 5, a, LinearPaths.Resolve(pw, path).Accumulation);
             Assert.True(e.AsSpan().SequenceEqual(a), $"{path} azp={azp} wzp={wzp}");
         }
     }
@@ -176,11 +179,11 @@ public class ConvLinearPathTests
                 var x = Activations(rng, [1, c, h, w], 0.03, azp, mode);
                 var wt = Weights(rng, [c * mlt, 1, k, k], count % 2 == 1, wzp, new[] { 0, 3, 1, 2 }[count % 4]);
                 var pw = PackedConvWeight.Create(wt, null, [sh, sw], [pad], [1], c, false, [], engine);
-                Assert.True(pw.DepthwiseFast);
+                Assert.True(pw.DepthwiseAvx512Applies);
                 var (oh, ow) = pw.Shape.OutputSize(h, w);
                 int[] e = new int[c * mlt * oh * ow], a = new int[e.Length];
-                ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, e);
-                ConvKernels.RawDepthwiseAvx512(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, a);
+                ConvKernels.AccumulateReference(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, e);
+                ConvKernels.AccumulateDepthwiseAvx512(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, a);
                 Assert.True(e.AsSpan().SequenceEqual(a), $"{engine} c={c}x{mlt} k={k} s={sh}x{sw} {h}x{w} mode={mode} azp={azp}");
                 count++;
             }
@@ -223,7 +226,7 @@ public class ConvLinearPathTests
                     false, [], engine);
                 var (oh, ow) = pw.Shape.OutputSize(h, w);
                 int[] e = new int[cout * oh * ow];
-                ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, e);
+                ConvKernels.AccumulateReference(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, e);
                 QTensor qe;
                 using (KernelPaths.Force(KernelPath.Scalar)) qe = pw.Run(x, 0.09, 77, count % 2 == 1);
                 foreach (var path in KernelPaths.AllSupported())
@@ -231,7 +234,7 @@ public class ConvLinearPathTests
                     if (path != KernelPath.Scalar && !pw.FbgemmDepthwise)
                     {
                         int[] a = new int[e.Length];
-                        ConvKernels.RawFast(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, a, path);
+                        ConvKernels.AccumulateGemm(pw, x.IntRepr.AsSpan<byte>(), azp, h, w, oh, ow, a, path);
                         Assert.True(e.AsSpan().SequenceEqual(a), $"{path} raw {engine} mode={mode}");
                     }
                     QTensor qa;
@@ -257,9 +260,9 @@ public class ConvLinearPathTests
                     var pw = PackedConvWeight.Create(wt, Bias(rng, oc), [1], [1], [1], 1, false, [], QEngine.Qnnpack);
                     int p = hw * (hw + 1);
                     int[] e = new int[oc * p], a = new int[oc * p];
-                    ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, e);
-                    if (path == KernelPath.Scalar) ConvKernels.RawReference(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, a);
-                    else ConvKernels.RawFast(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, a, path);
+                    ConvKernels.AccumulateReference(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, e);
+                    if (path == KernelPath.Scalar) ConvKernels.AccumulateReference(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, a);
+                    else ConvKernels.AccumulateGemm(pw, x.IntRepr.AsSpan<byte>(), 13, hw, hw + 1, hw, hw + 1, a, path);
                     Assert.True(e.AsSpan().SequenceEqual(a), $"{path} oc={oc} hw={hw} cin={cin}");
                 }
     }
@@ -275,7 +278,7 @@ public class ConvLinearPathTests
             if (ConvLinearGoldenTests.KnownFailures.ContainsKey((seed, id))) continue;
             var c = ConvLinearGoldenTests.Find(seed, id);
             object r;
-            using (KernelPaths.Force(path)) r = OpHandlers.Find(c.Op)!.Run(c);
+            using (KernelPaths.Force(path)) r = OpCaseAdapters.Find(c.Op)!.Run(c);
             var d = ConvLinearGoldenTests.Compare(c, r);
             if (d.Length > 0) failures.Add($"{seed}/{id}: {d}");
         }

@@ -1,4 +1,4 @@
-using QuantTools.Core.Kernels.Ops;
+using QuantTools.Core.Conformance.Ops;
 using QuantTools.Core.Tensors;
 
 namespace QuantTools.Core.Tests.ConvLinear;
@@ -20,7 +20,7 @@ public class KnownFailureTests
         Assert.Equal(ConvLinearGoldenTests.OnednnDefect, reason);
         var c = ConvLinearGoldenTests.Find(seed, id);
         var expected = c.File.GetQTensor(c.Json.GetProperty("y"));
-        var actual = (QTensor)OpHandlers.Find(c.Op)!.Run(c);
+        var actual = (QTensor)OpCaseAdapters.Find(c.Op)!.Run(c);
         Assert.Equal(expected.Shape, actual.Shape);
         int n = expected.Shape[0], ch = expected.Shape[1], h = expected.Shape[2], w = expected.Shape[3];
         Assert.Equal((9, 10), (h, w)); // 13x14 input, k5 dilation 2 (extent 9), padding 2

@@ -1,5 +1,5 @@
 using QuantTools.Core.Conformance;
-using QuantTools.Core.Kernels.Ops;
+using QuantTools.Core.Conformance.Ops;
 using QuantTools.Core.Tensors;
 using Xunit.Abstractions;
 
@@ -50,7 +50,7 @@ public class EltwiseGoldenTests(ITestOutputHelper output)
         var g = File(seed);
         var json = g.Cases.Single(e => e.GetProperty("id").GetString() == id);
         var c = new OpCase(g, json);
-        var handler = OpHandlers.Find(c.Op) ?? throw new InvalidOperationException($"no handler for {c.Op}");
+        var handler = OpCaseAdapters.Find(c.Op) ?? throw new InvalidOperationException($"no handler for {c.Op}");
         var result = handler.Run(c);
         return OpsCases.CompareQ(g.GetQTensor(json.GetProperty("y")), (QTensor)result);
     }

@@ -67,9 +67,9 @@ public sealed class HistcPathTests
                     var x = Data(r, n, bins, lo, hi);
                     var want = Reference(x, bins, lo, hi);
                     var scalar = new float[bins];
-                    using (KernelPaths.Force(KernelPath.Scalar)) HistogramObserver.Histc(x, bins, lo, hi, scalar);
+                    using (KernelPaths.Force(KernelPath.Scalar)) HistcKernel.Histc(x, bins, lo, hi, scalar);
                     var got = new float[bins];
-                    using (KernelPaths.Force(path)) HistogramObserver.Histc(x, bins, lo, hi, got);
+                    using (KernelPaths.Force(path)) HistcKernel.Histc(x, bins, lo, hi, got);
                     Assert.True(want.SequenceEqual(scalar), $"scalar vs formula: [{lo}, {hi}] bins {bins} n {n}");
                     Assert.True(want.SequenceEqual(got), $"{path}: [{lo}, {hi}] bins {bins} n {n}");
                 }
@@ -84,7 +84,7 @@ public sealed class HistcPathTests
         var x = Data(r, (1 << 20) + 37, 2048, -2.5f, 4f);
         var want = Reference(x, 2048, -2.5f, 4f);
         var got = new float[2048];
-        using (KernelPaths.Force(path)) HistogramObserver.Histc(x, 2048, -2.5f, 4f, got);
+        using (KernelPaths.Force(path)) HistcKernel.Histc(x, 2048, -2.5f, 4f, got);
         Assert.Equal(want, got);
     }
 }

@@ -8,7 +8,7 @@ using QuantTools.Core.Kernels.Requantization;
 namespace QuantTools.Core.Kernels.Conv;
 
 /// <summary>
-/// Conv accumulators and requantization. <see cref="RawReference"/> reads like the formula (one output at a time);
+/// Conv accumulators and requantization. <see cref="AccumulateReference"/> reads like the formula (one output at a time);
 /// the fast path builds a zero-point-centered im2col panel per (image, group) and runs <see cref="PairGemm"/>.
 /// Both give identical int32 accumulators, then share <see cref="OutputStage"/>.
 /// </summary>
@@ -17,26 +17,20 @@ internal static unsafe class ConvKernels
     /// <summary>Work (MACs) above which images / panels are spread over cores.</summary>
     public static long ParallelThreshold { get; set; } = 1 << 21;
 
-    /// <summary>Paths of the conv accumulators: the managed pair GEMM's and the native VNNI library.</summary>
-    public const KernelPath Implemented = PairGemm.Implemented | KernelPath.NativeVnni;
-
+    /// <summary>
+    /// Runs the layer on <paramref name="n"/> images along <paramref name="plan"/> (from <see cref="ConvPaths.Resolve(PackedConvWeight)"/>):
+    /// accumulators per image, then the output stage per output channel.
+    /// </summary>
     public static void Run(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int n, int h, int w, int oh, int ow,
-        OutputStage stage, Span<byte> y, KernelPath path)
+        OutputStage stage, Span<byte> y, ConvPlan plan)
     {
-        if (pw.DepthwiseFast && (path == KernelPath.NativeVnni || path == KernelPath.Avx512) && Avx512BW.IsSupported)
-            path = KernelPath.Avx512;
-        else if (path == KernelPath.NativeVnni)
+        if (plan.Accumulation == ConvAccumulation.NativeAvx512Vnni)
         {
-            if (Native.NativeGemm.Applies(pw))
-            {
-                Native.NativeGemm.Conv(pw, x, azp, n, h, w, oh, ow, stage, y, default);
-                return;
-            }
-            path = KernelPaths.Widest(PairGemm.Implemented);
+            Native.NativeGemm.Conv(pw, x, azp, n, h, w, oh, ow, stage, y, default);
+            return;
         }
         var s = pw.Shape;
         int p = oh * ow, oc = s.OutChannels;
-        bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
         int[] raw = ArrayPool<int>.Shared.Rent(oc * p);
         try
         {
@@ -44,21 +38,39 @@ internal static unsafe class ConvKernels
             {
                 var xb = x.Slice(b * s.InChannels * h * w, s.InChannels * h * w);
                 var rb = raw.AsSpan(0, oc * p);
-                if (pw.DepthwiseFast && path == KernelPath.Avx512)
-                    RawDepthwiseAvx512(pw, xb, azp, h, w, oh, ow, rb);
-                else if (path == KernelPath.Scalar || saturating)
-                    RawReference(pw, xb, azp, h, w, oh, ow, rb);
-                else
-                    RawFast(pw, xb, azp, h, w, oh, ow, rb, path);
+                Accumulate(pw, xb, azp, h, w, oh, ow, rb, plan.Accumulation);
                 var yb = y.Slice(b * oc * p, oc * p);
-                var rpath = KernelPaths.Choose(OutputStage.Implemented);
                 for (int o = 0; o < oc; o++)
-                    stage.ApplyChannel(rb.Slice(o * p, p), yb.Slice(o * p, p), o, rpath);
+                    stage.ApplyChannel(rb.Slice(o * p, p), yb.Slice(o * p, p), o, plan.Requantization);
             }
         }
         finally
         {
             ArrayPool<int>.Shared.Return(raw);
+        }
+    }
+
+    /// <summary>The accumulators of one image, [C_out][OH·OW], along <paramref name="accumulation"/>.</summary>
+    public static void Accumulate(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw,
+        ConvAccumulation accumulation)
+    {
+        switch (accumulation)
+        {
+            case ConvAccumulation.Avx512Depthwise or ConvAccumulation.Avx512DepthwiseSat16:
+                AccumulateDepthwiseAvx512(pw, x, azp, h, w, oh, ow, raw);
+                break;
+            case ConvAccumulation.Avx2PairGemm:
+                AccumulateGemm(pw, x, azp, h, w, oh, ow, raw, KernelPath.Avx2);
+                break;
+            case ConvAccumulation.Avx512PairGemm:
+                AccumulateGemm(pw, x, azp, h, w, oh, ow, raw, KernelPath.Avx512);
+                break;
+            case ConvAccumulation.NativeAvx512Vnni:
+                AccumulateGemm(pw, x, azp, h, w, oh, ow, raw, KernelPath.NativeVnni);
+                break;
+            default: // Scalar, ScalarSat16 (the reference reads the saturation from the layer)
+                AccumulateReference(pw, x, azp, h, w, oh, ow, raw);
+                break;
         }
     }
 
@@ -68,14 +80,16 @@ internal static unsafe class ConvKernels
     /// <summary>
     /// The accumulators of one image, [C_out][OH·OW], straight from the definition:
     /// exact backends: <c>Σ_k (a − a_zp)(w − w_zp)</c> with padding reading a_zp;
-    /// FBGEMM depthwise (any host) and fbgemm-avx2 GEMM: <c>Σ_pairs sat16(a₀w₀ + a₁w₁) − a_zp·Σw − w_zp·Σa + K·a_zp·w_zp</c>
-    /// on raw uint8 / int8 values, pairs taken in K order (taps row-major for depthwise; (kh, kw, c) for the GEMM).
+    /// FBGEMM depthwise (any host), fbgemm-avx2 and onednn-avx2: <c>Σ_pairs sat16(a₀w₀ + a₁w₁) − a_zp·Σw − w_zp·Σa + K·a_zp·w_zp</c>
+    /// on raw uint8 / int8 values. FBGEMM takes pairs in K order (taps row-major for depthwise; (kh, kw, c) for the
+    /// im2col GEMM, so a pair can span two taps when C_in/groups is odd); oneDNN pairs channels (2j, 2j+1) within each tap.
     /// </summary>
-    public static void RawReference(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
+    public static void AccumulateReference(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
     {
         var s = pw.Shape;
         int icg = s.InPerGroup, ocg = s.OutPerGroup, k = s.K, p = oh * ow;
-        bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
+        bool saturating = pw.FbgemmDepthwise || pw.Backend.SaturatesPairs();
+        bool tapPairs = pw.Backend == QBackend.OnednnAvx2;
         int[] av = new int[k];
         for (int o = 0; o < s.OutChannels; o++)
         {
@@ -102,12 +116,16 @@ internal static unsafe class ConvKernels
                     else
                     {
                         int asum = 0;
-                        for (int i = 0; i < k; i += 2)
-                        {
-                            int pair = av[i] * wo[i] + (i + 1 < k ? av[i + 1] * wo[i + 1] : 0);
-                            acc += Sat16(pair);
-                            asum += av[i] + (i + 1 < k ? av[i + 1] : 0);
-                        }
+                        // a pair is (i, i+1) unless it would cross a tap where pairs stay inside taps (run = icg)
+                        int run = tapPairs ? icg : k;
+                        for (int t0 = 0; t0 < k; t0 += run)
+                            for (int i = t0; i < t0 + run; i += 2)
+                            {
+                                bool two = i + 1 < t0 + run;
+                                int pair = av[i] * wo[i] + (two ? av[i + 1] * wo[i + 1] : 0);
+                                acc += Sat16(pair);
+                                asum += av[i] + (two ? av[i + 1] : 0);
+                            }
                         acc = unchecked(acc - azp * pw.WSum[o] - wzp * asum + k * azp * wzp);
                     }
                     raw[o * p + yy * ow + xx] = acc;
@@ -123,7 +141,7 @@ internal static unsafe class ConvKernels
     /// Per pair: the two u8 x s8 products are exact in int16 and their saturating add is sat16(a₀w₀ + a₁w₁), exactly
     /// <c>vpmaddubsw</c>; pair sums are widened to int32 and accumulated, then <c>− a_zp·Σw − w_zp·Σa + T·a_zp·w_zp</c>.
     /// </summary>
-    public static void RawDepthwiseAvx512(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
+    public static void AccumulateDepthwiseAvx512(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw)
     {
         var s = pw.Shape;
         int cin = s.InChannels;
@@ -143,12 +161,13 @@ internal static unsafe class ConvKernels
         }
     }
 
-    /// <summary>Input channels [c0, c1) of <see cref="RawDepthwiseAvx512"/> (and their output channels).</summary>
+    /// <summary>Input channels [c0, c1) of <see cref="AccumulateDepthwiseAvx512"/> (and their output channels).</summary>
     private static void DepthwiseChannels(PackedConvWeight pw, byte* xp, int azp, int h, int w, int oh, int ow, int* rp, int c0, int c1)
     {
         var s = pw.Shape;
         int kh = s.KernelH, kw = s.KernelW, taps = kh * kw, p = oh * ow, mult = s.OutChannels / s.Groups;
         int sh = s.StrideH, sw = s.StrideW, ph = s.PadH, pwd = s.PadW;
+        // one input channel per group: oneDNN's pairs (within a tap) hold a single product, which cannot saturate
         bool saturating = pw.FbgemmDepthwise || pw.Backend == QBackend.FbgemmAvx2;
         int hp = h + 2 * ph, wp = w + 2 * pwd;
         if (sw == 2 && (wp & 1) != 0) wp++;
@@ -324,7 +343,13 @@ internal static unsafe class ConvKernels
     }
 
     /// <summary>im2col (centered int16, panel-packed) + <see cref="PairGemm"/>, per group.</summary>
-    public static void RawFast(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw,
+    /// <summary>
+    /// The GEMM route for one image on an explicit ISA: <see cref="KernelPath.NativeVnni"/> runs the native library
+    /// (the widest PairGemm tiles where it does not apply), Avx512 / Avx2 run PairGemm's tiles on zero-point-centered
+    /// im2col panels, any other path PairGemm's portable scalar tile (tested against the reference, never chosen by
+    /// <see cref="ConvPaths"/>). Exact arithmetic only: saturating layers take <see cref="AccumulateReference"/>.
+    /// </summary>
+    public static void AccumulateGemm(PackedConvWeight pw, ReadOnlySpan<byte> x, int azp, int h, int w, int oh, int ow, Span<int> raw,
         KernelPath path)
     {
         if (path == KernelPath.NativeVnni)

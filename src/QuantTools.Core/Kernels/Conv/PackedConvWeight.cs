@@ -22,15 +22,18 @@ public sealed class PackedConvWeight
     /// <summary>FBGEMM's depthwise kernel runs this layer (tap pairs saturate to int16, numerics.md point 3).</summary>
     public bool FbgemmDepthwise { get; }
     /// <summary>
+    /// A depthwise layer (one input channel per group) that <see cref="ConvKernels.AccumulateDepthwiseAvx512"/> covers: 2-d, not
+    /// transposed, dilation 1, stride 1 or 2, at most 64 taps. Exact or saturating per the backend.
+    /// </summary>
+    internal bool DepthwiseAvx512Applies { get; }
+    /// <summary>
     /// FBGEMM returns conv outputs in channels_last memory format. Our tensors are always NCHW; the flag tells later
     /// ops (avg_pool2d rounds differently on channels_last input) which layout PyTorch would have had.
     /// </summary>
-    /// <summary>
-    /// A depthwise layer (one input channel per group) that <see cref="ConvKernels.RawDepthwiseAvx512"/> runs: 2-d, not
-    /// transposed, dilation 1, stride 1 or 2, at most 64 taps. Exact or saturating per the backend.
-    /// </summary>
-    internal bool DepthwiseFast { get; }
     public bool OutputChannelsLast => Backend.IsFbgemm();
+
+    /// <summary>The code a <see cref="Run(QTensor, double, long, bool)"/> call takes now (<see cref="ConvPaths"/>).</summary>
+    public ConvPlan Plan => ConvPaths.Resolve(this);
 
     internal readonly sbyte[] W;          // [OC][K], K order (kh, kw, icg)
     internal readonly int[] WZp;          // per output channel
@@ -80,7 +83,7 @@ public sealed class PackedConvWeight
             shape.KernelH == shape.KernelW && shape.KernelH is 3 or 5 or 7 &&
             shape.DilationH == 1 && shape.DilationW == 1 &&
             shape.PadH == (shape.KernelH - 1) / 2 && shape.PadW == (shape.KernelW - 1) / 2;
-        DepthwiseFast = !shape.Transposed && spatial == 2 && shape.InPerGroup == 1 && shape.DilationH == 1 && shape.DilationW == 1 &&
+        DepthwiseAvx512Applies = !shape.Transposed && spatial == 2 && shape.InPerGroup == 1 && shape.DilationH == 1 && shape.DilationW == 1 &&
             shape.StrideH is 1 or 2 && shape.StrideW is 1 or 2 && shape.Taps <= 64 && shape.PadH <= 16 && shape.PadW <= 16;
     }
 
@@ -90,7 +93,12 @@ public sealed class PackedConvWeight
     /// [C_out] or null. Spatial arguments take one value per spatial dim (or one for all).
     /// </summary>
     public static PackedConvWeight Create(QTensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups,
-        bool transposed, int[] outputPadding, QEngine engine)
+        bool transposed, int[] outputPadding, QEngine engine) =>
+        Create(weight, bias, stride, padding, dilation, groups, transposed, outputPadding, engine, CpuClass.Avx512Vnni);
+
+    /// <summary>As the other overload, for PyTorch on a CPU of class <paramref name="cpu"/> (which library runs the layer).</summary>
+    public static PackedConvWeight Create(QTensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups,
+        bool transposed, int[] outputPadding, QEngine engine, CpuClass cpu)
     {
         ArgumentNullException.ThrowIfNull(weight);
         if (weight.DType != DType.QInt8)
@@ -140,11 +148,11 @@ public sealed class PackedConvWeight
             Array.Fill(wscale, (float)qp.Scale);
         }
         bool allZero = wzp.All(z => z == 0);
-        var backend = EngineProfile.ForConv(engine, allZero, groups, oph != 0 || opw != 0);
-        if (backend == QBackend.Onednn && !allZero)
+        var backend = EngineProfile.ForConv(engine, cpu, allZero, groups, oph != 0 || opw != 0);
+        if (backend.IsOnednn() && !allZero)
             throw new QuantToolsException(ErrorCode.NotSupported,
                 "quantized::qconv_prepack: ONEDNN only supports symmetric quantization of weight, whose zero point must be 0.");
-        if (backend == QBackend.Onednn && (oph != 0 || opw != 0))
+        if (backend.IsOnednn() && (oph != 0 || opw != 0))
             throw new QuantToolsException(ErrorCode.NotSupported, "quantized::conv_prepack: ONEDNN only supports zero output_padding.");
 
         float[]? b = null;
@@ -219,8 +227,7 @@ public sealed class PackedConvWeight
             Array.Clear(output);
             y = new Tensor(DType.UInt8, outShape, output);
         }
-        var path = KernelPaths.Choose(ConvKernels.Implemented);
-        ConvKernels.Run(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, n, h, wd, oh, ow, stage, y.AsSpan<byte>(), path);
+        ConvKernels.Run(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, n, h, wd, oh, ow, stage, y.AsSpan<byte>(), Plan);
         return new QTensor(y, QParams.PerTensor(outScale, outZeroPoint, DType.QUInt8));
     }
 }

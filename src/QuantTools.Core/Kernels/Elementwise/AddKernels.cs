@@ -19,6 +19,9 @@ public static class AddKernels
 
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Avx2 | KernelPath.Avx512;
 
+    /// <summary>ATen's quantized add (<c>qadd_kernel</c>): <c>qu8-add/{scalar, avx2, avx512}</c> (qint8 runs the same code).</summary>
+    public static readonly KernelFamily Family = new("qu8-add", Implemented);
+
     public readonly record struct AtenAddParams(float Sa, int Za, float Pa, float Sb, int Zb, float Pb, float Inv, int Zo, bool Relu);
 
     public static AtenAddParams AtenParams(QParams a, QParams b, double outScale, long outZp, bool relu)
@@ -54,7 +57,7 @@ public static class AddKernels
     public static unsafe void AtenAdd(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<byte> y, bool signed, in AtenAddParams p)
     {
         if (a.Length != y.Length || b.Length != y.Length) throw new QuantToolsException(ErrorCode.ShapeMismatch, "add: lengths differ");
-        var path = KernelPaths.Choose(Implemented);
+        var path = Family.Resolve();
         int done = 0, prefix = QOps.VectorPrefix(y.Length);
         fixed (byte* pa = a, pb = b, py = y)
         {

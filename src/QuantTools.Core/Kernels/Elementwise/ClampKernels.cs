@@ -13,6 +13,9 @@ public static class ClampKernels
 {
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Vector128 | KernelPath.Vector256 | KernelPath.Vector512;
 
+    /// <summary><c>qu8-clamp/{scalar, vector128, vector256, vector512}</c> (relu, relu6, hardtanh, clamp; qint8 too).</summary>
+    public static readonly KernelFamily Family = new("qu8-clamp", Implemented);
+
     /// <summary>The readable reference.</summary>
     public static void Reference(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, int lo, int hi)
     {
@@ -32,7 +35,7 @@ public static class ClampKernels
         var (qmin, qmax) = signed ? (-128, 127) : (0, 255);
         lo = Math.Clamp(lo, qmin, qmax);
         hi = Math.Clamp(hi, qmin, qmax);
-        var path = KernelPaths.Choose(Implemented);
+        var path = Family.Resolve();
         int i = 0;
         if (signed)
         {

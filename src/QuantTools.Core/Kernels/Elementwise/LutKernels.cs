@@ -12,6 +12,9 @@ public static class LutKernels
 {
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Avx512;
 
+    /// <summary><c>qu8-lut/{scalar, avx512}</c>: 256-entry table lookups; the AVX-512 path needs VBMI (vpermi2b), else scalar.</summary>
+    public static readonly KernelFamily Family = new("qu8-lut", Implemented);
+
     public static void Reference(ReadOnlySpan<byte> x, Span<byte> y, ReadOnlySpan<byte> table)
     {
         for (int i = 0; i < x.Length; i++) y[i] = table[x[i]];
@@ -22,7 +25,7 @@ public static class LutKernels
         if (table.Length != 256) throw new QuantToolsException(ErrorCode.InvalidArgument, "a lookup table needs 256 entries");
         if (y.Length != x.Length) throw new QuantToolsException(ErrorCode.ShapeMismatch, "lookup: lengths differ");
         int i = 0;
-        if (KernelPaths.Choose(Implemented) == KernelPath.Avx512 && Avx512Vbmi.IsSupported)
+        if (Family.Resolve() == KernelPath.Avx512 && Avx512Vbmi.IsSupported)
         {
             ref byte rt = ref MemoryMarshal.GetReference(table);
             var t0 = Vector512.LoadUnsafe(ref rt, 0); var t1 = Vector512.LoadUnsafe(ref rt, 64);

@@ -12,6 +12,9 @@ public static class MulKernels
 {
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Avx2 | KernelPath.Avx512;
 
+    /// <summary><c>qu8-mul/{scalar, avx2, avx512}</c> (qint8 runs the same code).</summary>
+    public static readonly KernelFamily Family = new("qu8-mul", Implemented);
+
     /// <summary>
     /// SIMD paths bound <c>c*M</c> to ±2^24 before <c>cvtps2dq</c>: any such value clamps to the dtype's end either way, and
     /// the bound keeps products beyond 2^31 (absurd multipliers) equal to the scalar <c>lrintf</c> form instead of INT32_MIN.
@@ -33,7 +36,7 @@ public static class MulKernels
     public static unsafe void Mul(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<byte> y, bool signed, int za, int zb, float m, int zo, bool relu)
     {
         if (a.Length != y.Length || b.Length != y.Length) throw new QuantToolsException(ErrorCode.ShapeMismatch, "mul: lengths differ");
-        var path = KernelPaths.Choose(Implemented);
+        var path = Family.Resolve();
         int done = 0;
         var (qmin, qmax) = signed ? (-128, 127) : (0, 255);
         int lo = relu ? Math.Clamp(zo, qmin, qmax) : qmin;

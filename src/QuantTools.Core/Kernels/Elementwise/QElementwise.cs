@@ -113,6 +113,72 @@ public static class QElementwise
     }
 
     /// <summary>
+    /// <c>quantized::cat</c> / <c>cat_relu</c> along channels of 4-d inputs whose PyTorch tensors were all
+    /// channels_last-contiguous: <c>qcat_nhwc_kernel</c> (AVX-512 build). Per pixel and input, channels with the output's
+    /// qparams are copied; otherwise channels below <c>C/16*16</c> are dequantized with the FMA form and quantized with
+    /// the vector form (<c>inv = f32(1.0/scale)</c> in double), the rest with <c>dequantize_val</c> / <c>quantize_val</c>.
+    /// </summary>
+    public static QTensor CatNhwc(IReadOnlyList<QTensor> xs, double scale, long zp, bool relu)
+    {
+        if (xs.Count == 0) throw new QuantToolsException(ErrorCode.InvalidArgument, "cat needs at least one tensor");
+        var first = xs[0];
+        int n = first.Shape[0], h = first.Shape[2], w = first.Shape[3];
+        int cTotal = 0;
+        foreach (var x in xs)
+        {
+            QOps.RequirePerTensor(x, "cat");
+            if (x.DType != first.DType) throw new QuantToolsException(ErrorCode.InvalidArgument, "cat inputs must share a dtype");
+            if (x.Shape[0] != n || x.Shape[2] != h || x.Shape[3] != w) throw new QuantToolsException(ErrorCode.ShapeMismatch, "cat inputs differ outside dim 1");
+            cTotal += x.Shape[1];
+        }
+        var y = QOps.NewPerTensor(first.DType, [n, cTotal, h, w], scale, zp, out var dst);
+        bool signed = QOps.IsSigned(first.DType);
+        var (qmin, qmax) = QOps.Range(first.DType);
+        int zpo = (int)zp;
+        float invVec = (float)(1.0 / scale);
+        float invScalar = 1.0f / (float)scale;
+        int hw = h * w, cOff = 0;
+        foreach (var x in xs)
+        {
+            var src = QOps.Bytes(x);
+            int cc = x.Shape[1];
+            bool same = x.QParams.Scale == scale && x.QParams.ZeroPoint == zp;
+            float sf = (float)x.QParams.Scale;
+            int zin = (int)x.QParams.ZeroPoint;
+            float premul = QOps.Premul(sf, zin);
+            int lanes = QOps.AtenVectorBytes / 4;   // Vectorized<float>::size(): 16 on AVX-512, 8 on AVX2
+            int vecC = cc / lanes * lanes;
+            for (int b = 0; b < n; b++)
+                for (int ch = 0; ch < cc; ch++)
+                {
+                    int si = (b * cc + ch) * hw, di = (b * cTotal + cOff + ch) * hw;
+                    for (int i = 0; i < hw; i++)
+                    {
+                        int v = QOps.Get(src, si + i, signed);
+                        int o;
+                        if (same) o = v;
+                        else if (ch < vecC)
+                        {
+                            float fv = QOps.DqFma(v, sf, premul);
+                            if (relu) fv = MathF.Max(fv, 0f);
+                            o = QOps.QuantizeVector(fv, invVec, zpo, qmin, qmax);
+                        }
+                        else
+                        {
+                            float fv = QOps.DqScalar(v, sf, zin);
+                            if (relu) fv = MathF.Max(fv, 0f);
+                            o = QOps.QuantizeScalar(fv, invScalar, zpo, qmin, qmax);
+                        }
+                        if (relu && same) o = Math.Max(o, zpo);
+                        dst[di + i] = (byte)o;
+                    }
+                }
+            cOff += cc;
+        }
+        return y;
+    }
+
+    /// <summary>
     /// <c>quantized::add_scalar</c> / <c>add_scalar_relu</c> (PT: BinaryOps.cpp <c>_add_scalar_out</c>): <c>c_q = rne(c/s)</c>
     /// in double; if <c>z - c_q</c> fits the dtype the integers are kept and only the zero point moves; otherwise the
     /// output scale and zero point are re-derived and the values requantized (<c>qadd_scalar_kernel</c>).

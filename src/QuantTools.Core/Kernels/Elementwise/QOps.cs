@@ -13,10 +13,16 @@ namespace QuantTools.Core.Kernels.Elementwise;
 public static class QOps
 {
     /// <summary>
-    /// <c>cpu_kernel_vec</c> runs blocks of <c>2 * Vectorized&lt;quint8&gt;::size()</c> elements through the SIMD lambda
-    /// and the tail through the scalar lambda. The golden data was made on an AVX-512 host: 2 * 64 = 128.
+    /// Bytes in ATen's <c>Vectorized&lt;quint8&gt;</c> on the CPU class of the current run (<see cref="CpuClasses.Current"/>):
+    /// 64 on AVX-512 (the golden data's host), 32 on AVX2.
     /// </summary>
-    public const int VectorBlock = 128;
+    public static int AtenVectorBytes => CpuClasses.Current.AtenVectorBytes();
+
+    /// <summary>
+    /// <c>cpu_kernel_vec</c> runs blocks of <c>2 * Vectorized&lt;quint8&gt;::size()</c> elements through the SIMD lambda
+    /// and the tail through the scalar lambda: 128 on AVX-512, 64 on AVX2.
+    /// </summary>
+    public static int VectorBlock => 2 * AtenVectorBytes;
 
     /// <summary>How many leading elements of an <paramref name="n"/>-element contiguous run take the vector lambda.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -65,7 +65,7 @@ public static class DynamicQParams
     /// </summary>
     public static void QuantizeInput(QBackend backend, ReadOnlySpan<float> x, Span<byte> q, double scale, int zp)
     {
-        if (backend != QBackend.Onednn)
+        if (!backend.IsOnednn())
         {
             QuantizeKernels.QUInt8(x, q, (float)scale, zp);
             return;
@@ -81,7 +81,7 @@ public static class DynamicQParams
     /// </summary>
     public static (float First, float Second) OutputScales(QBackend backend, double inScale, double weightScale)
     {
-        if (backend == QBackend.Onednn)
+        if (backend.IsOnednn())
             return (1f / (float)(1.0 / inScale), 1f / (float)(1.0 / weightScale));
         return ((float)inScale * (float)weightScale, 1f);
     }
@@ -98,7 +98,7 @@ public static class DynamicQParams
         return backend switch
         {
             QBackend.Fbgemm or QBackend.FbgemmAvx2 => MathF.FusedMultiplyAdd(a, scales.First, bias),
-            QBackend.Onednn => a * scales.First * scales.Second + bias,
+            QBackend.Onednn or QBackend.OnednnAvx2 => a * scales.First * scales.Second + bias,
             _ => a * scales.First + bias,
         };
     }

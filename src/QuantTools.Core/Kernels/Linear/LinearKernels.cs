@@ -3,31 +3,29 @@ using QuantTools.Core.Kernels.Requantization;
 
 namespace QuantTools.Core.Kernels.Linear;
 
-/// <summary>Linear accumulators: scalar reference and the packed pair GEMM (identical int32 results).</summary>
+/// <summary>Linear accumulators: the scalar reference, the packed pair GEMM and the native library (identical int32 results).</summary>
 internal static unsafe class LinearKernels
 {
-    /// <summary>Paths of the linear accumulators: the managed pair GEMM's and the native VNNI library.</summary>
-    public const KernelPath Implemented = PairGemm.Implemented | KernelPath.NativeVnni;
-
-    public static void Raw(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw, KernelPath path)
+    /// <summary>The accumulators <c>raw[m][n]</c> along <paramref name="accumulation"/> (from <see cref="LinearPaths.Resolve(PackedLinearWeight)"/>).</summary>
+    public static void Accumulate(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw, LinearAccumulation accumulation)
     {
-        if (path == KernelPath.Scalar || pw.Backend == QBackend.FbgemmAvx2) RawReference(pw, x, azp, m, raw);
-        else if (path == KernelPath.NativeVnni)
+        switch (accumulation)
         {
-            if (Native.NativeGemm.Applies(pw)) Native.NativeGemm.Linear(pw, x, azp, m, null, default, raw);
-            else RawFast(pw, x, azp, m, raw, KernelPaths.Widest(PairGemm.Implemented));
+            case LinearAccumulation.NativeAvx512Vnni: Native.NativeGemm.Linear(pw, x, azp, m, null, default, raw); break;
+            case LinearAccumulation.Avx512PairGemm: AccumulateGemm(pw, x, azp, m, raw, KernelPath.Avx512); break;
+            case LinearAccumulation.Avx2PairGemm: AccumulateGemm(pw, x, azp, m, raw, KernelPath.Avx2); break;
+            default: AccumulateReference(pw, x, azp, m, raw); break; // Scalar, ScalarSat16 (saturation read from the layer)
         }
-        else RawFast(pw, x, azp, m, raw, path);
     }
 
     /// <summary>
-    /// <c>raw[r, j] = Σ_k (x[r,k] − a_zp)(w[j,k] − w_zp[j])</c>; for fbgemm-avx2 each even-aligned pair of raw u8 x s8
+    /// <c>raw[r, j] = Σ_k (x[r,k] − a_zp)(w[j,k] − w_zp[j])</c>; for fbgemm-avx2 and onednn-avx2 each even-aligned pair of raw u8 x s8
     /// products saturates to int16 first, then <c>− a_zp·Σw − w_zp·Σx + K·a_zp·w_zp</c>.
     /// </summary>
-    public static void RawReference(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw)
+    public static void AccumulateReference(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw)
     {
         int k = pw.InFeatures, n = pw.OutFeatures;
-        bool sat = pw.Backend == QBackend.FbgemmAvx2;
+        bool sat = pw.Backend.SaturatesPairs();
         for (int r = 0; r < m; r++)
         {
             var xr = x.Slice(r * k, k);
@@ -55,7 +53,11 @@ internal static unsafe class LinearKernels
         }
     }
 
-    public static void RawFast(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw, KernelPath path)
+    /// <summary>
+    /// PairGemm over the packed weights on an explicit ISA: Avx512 / Avx2 tiles, any other path the portable scalar
+    /// tile (tested against the reference, never chosen by <see cref="LinearPaths"/>). Exact arithmetic only.
+    /// </summary>
+    public static void AccumulateGemm(PackedLinearWeight pw, ReadOnlySpan<byte> x, int azp, int m, Span<int> raw, KernelPath path)
     {
         int k = pw.InFeatures, n = pw.OutFeatures, k2 = pw.K2;
         int[] a2 = ArrayPool<int>.Shared.Rent(Math.Max(1, m * k2));

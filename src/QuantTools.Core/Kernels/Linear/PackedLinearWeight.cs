@@ -18,6 +18,9 @@ public sealed class PackedLinearWeight
     public QBackend Backend { get; }
     public bool PerChannel { get; }
 
+    /// <summary>The code a <see cref="Run(QTensor, double, long, bool)"/> / <see cref="RunDynamic"/> call takes now (<see cref="LinearPaths"/>).</summary>
+    public LinearPlan Plan => LinearPaths.Resolve(this);
+
     internal readonly sbyte[] W;      // [N][K]
     internal readonly int[] WZp;
     internal readonly float[] WScale;
@@ -70,7 +73,10 @@ public sealed class PackedLinearWeight
     }
 
     /// <summary>Prepares a layer from a qint8 weight [out, in] (per-tensor, or per-channel on axis 0) and a float bias [out] or null.</summary>
-    public static PackedLinearWeight Create(QTensor weight, Tensor? bias, QEngine engine)
+    public static PackedLinearWeight Create(QTensor weight, Tensor? bias, QEngine engine) => Create(weight, bias, engine, CpuClass.Avx512Vnni);
+
+    /// <summary>As the other overload, for PyTorch on a CPU of class <paramref name="cpu"/> (which library runs the layer).</summary>
+    public static PackedLinearWeight Create(QTensor weight, Tensor? bias, QEngine engine, CpuClass cpu)
     {
         ArgumentNullException.ThrowIfNull(weight);
         if (weight.DType != DType.QInt8)
@@ -99,7 +105,7 @@ public sealed class PackedLinearWeight
                 throw new QuantToolsException(ErrorCode.ShapeMismatch, $"bias has {bias.Length} values for {n} output features");
             b = bias.ToFloat32().AsSpan<float>().ToArray();
         }
-        var backend = EngineProfile.ForLinear(engine);
+        var backend = EngineProfile.ForLinear(engine, cpu);
         return new PackedLinearWeight(k, n, engine, backend, qp.IsPerChannel, weight.IntRepr.AsSpan<sbyte>().ToArray(), wzp, ws, b);
     }
 
@@ -129,8 +135,8 @@ public sealed class PackedLinearWeight
             throw new QuantToolsException(ErrorCode.InvalidQParams, "quantized linear needs a per-tensor quantized input");
         int m = Rows(x.Shape), n = OutFeatures;
         var stage = new OutputStage(Backend, x.QParams.Scale, WScale, Bias, outScale, outZeroPoint, relu, PerChannel);
-        var path = KernelPaths.Choose(LinearKernels.Implemented);
-        if (path == KernelPath.NativeVnni && Native.NativeGemm.Applies(this))
+        var plan = Plan;
+        if (plan.Accumulation == LinearAccumulation.NativeAvx512Vnni)
         {
             int[] yshape = [.. x.Shape[..^1], n];
             var yn = Output(yshape, output);
@@ -141,12 +147,11 @@ public sealed class PackedLinearWeight
         try
         {
             var rs = raw.AsSpan(0, m * n);
-            LinearKernels.Raw(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, m, rs, path);
+            LinearKernels.Accumulate(this, x.IntRepr.AsSpan<byte>(), (int)x.QParams.ZeroPoint, m, rs, plan.Accumulation);
             int[] shape = [.. x.Shape[..^1], n];
             var y = Output(shape, output);
             var ys = y.AsSpan<byte>();
-            var rpath = KernelPaths.Choose(OutputStage.Implemented);
-            for (int r = 0; r < m; r++) stage.ApplyRow(rs.Slice(r * n, n), ys.Slice(r * n, n), rpath);
+            for (int r = 0; r < m; r++) stage.ApplyRow(rs.Slice(r * n, n), ys.Slice(r * n, n), plan.Requantization);
             return new QTensor(y, QParams.PerTensor(outScale, outZeroPoint, DType.QUInt8));
         }
         finally
@@ -182,7 +187,7 @@ public sealed class PackedLinearWeight
             var xqs = xq.AsSpan(0, xf.Length);
             DynamicQParams.QuantizeInput(Backend, xf, xqs, scale, zp);
             var rs = raw.AsSpan(0, m * n);
-            LinearKernels.Raw(this, xqs, zp, m, rs, KernelPaths.Choose(LinearKernels.Implemented));
+            LinearKernels.Accumulate(this, xqs, zp, m, rs, Plan.Accumulation);
             int[] shape = [.. x.Shape[..^1], n];
             var y = Tensor.Zeros(DType.Float32, shape);
             var ys = y.AsSpan<float>();

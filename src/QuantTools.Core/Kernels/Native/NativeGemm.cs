@@ -14,10 +14,10 @@ namespace QuantTools.Core.Kernels.Native;
 /// </summary>
 internal static unsafe class NativeGemm
 {
-    public static bool Applies(PackedLinearWeight pw) => NativeVnni.Available && pw.Backend != QBackend.FbgemmAvx2;
+    public static bool Applies(PackedLinearWeight pw) => NativeVnni.Available && !pw.Backend.SaturatesPairs();
 
     public static bool Applies(PackedConvWeight pw) =>
-        NativeVnni.Available && !pw.Shape.Transposed && !pw.FbgemmDepthwise && pw.Backend != QBackend.FbgemmAvx2;
+        NativeVnni.Available && !pw.Shape.Transposed && !pw.FbgemmDepthwise && !pw.Backend.SaturatesPairs();
 
     private static NativeVnni.Requant MakeRequant(OutputStage s, float* mult, float* beta, int* qbias) => new()
     {

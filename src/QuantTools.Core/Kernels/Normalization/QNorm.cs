@@ -47,7 +47,7 @@ public static class QNorm
         bool signed = QOps.IsSigned(x.DType);
         var (qmin, qmax) = QOps.Range(x.DType);
         int zi = (int)x.QParams.ZeroPoint, zo = (int)outZp;
-        const int lanes = 64;
+        int lanes = QOps.AtenVectorBytes;   // Vectorized<quint8>::size(): 64 on AVX-512, 32 on AVX2
         int vecChannels = c / lanes * lanes;
         for (int b = 0; b < n; b++)
             for (int ch = 0; ch < c; ch++)
@@ -100,7 +100,7 @@ public static class QNorm
         int zp = (int)x.QParams.ZeroPoint, zo = (int)outZp;
         float xs = (float)x.QParams.Scale;
         float ys = (float)outScale, yinv = 1.0f / ys;
-        const int block = 64;
+        int block = QOps.AtenVectorBytes;   // Vectorized<quint8>::size(): 64 on AVX-512, 32 on AVX2
         int vecPart = nn / block * block;
         for (int row = 0; row < total / nn; row++)
         {

@@ -14,8 +14,20 @@ public static partial class PoolKernels
 {
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Vector128 | KernelPath.Vector256 | KernelPath.Vector512 | KernelPath.Avx512;
 
-    /// <summary>Channels per vector block in ATen's NHWC average-pool kernel on AVX-512 (<c>Vectorized&lt;quint8&gt;::size()/4</c>).</summary>
-    public const int NhwcVectorChannels = 16;
+    /// <summary><c>qu8-maxpool2d/...</c>: max pooling over NCHW planes (AVX-512 where the row fits, else the vector path).</summary>
+    public static readonly KernelFamily MaxPoolFamily = new("qu8-maxpool2d", Implemented);
+
+    /// <summary><c>qu8-avgpool2d/...</c>: ATen's NCHW average pooling (<c>avg_pool2d_out_frame</c>).</summary>
+    public static readonly KernelFamily AvgPoolFamily = new("qu8-avgpool2d", Implemented);
+
+    /// <summary><c>qu8-avgpool2d-nhwc/{scalar, avx512}</c>: ATen's channels_last average pooling.</summary>
+    public static readonly KernelFamily AvgPoolNhwcFamily = new("qu8-avgpool2d-nhwc", KernelPath.Avx512);
+
+    /// <summary>
+    /// Channels per vector block in ATen's NHWC average-pool kernels (<c>Vectorized&lt;quint8&gt;::size()/4</c>): 16 on
+    /// AVX-512, 8 on AVX2 (<see cref="CpuClasses.Current"/>); the channels after the last whole block take the scalar form.
+    /// </summary>
+    public static int NhwcVectorChannels => QOps.AtenVectorBytes / 4;
 
     public readonly record struct Geometry(int Planes, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW);
 
@@ -24,7 +36,7 @@ public static partial class PoolKernels
     public static void MaxPool(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, int planes, int h, int w, int oh, int ow,
         int kH, int kW, int sH, int sW, int pH, int pW)
     {
-        var path = KernelPaths.Choose(Implemented);
+        var path = MaxPoolFamily.Resolve();
         if (path == KernelPath.Avx512 && MaxPoolAvx512Fits(w, kW, sW))
         {
             MaxPoolAvx512(src, dst, signed, planes, h, w, oh, ow, kH, kW, sH, sW, pH, pW);
@@ -107,7 +119,7 @@ public static partial class PoolKernels
     public static void AvgPoolNchw(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, Geometry g, int zpIn, int zpOut,
         double scaleFactor, bool countIncludePad, int? divisorOverride)
     {
-        var path = KernelPaths.Choose(Implemented);
+        var path = AvgPoolFamily.Resolve();
         var (qmin, qmax) = signed ? (-128, 127) : (0, 255);
         if (path == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite((float)scaleFactor))
         {
@@ -228,7 +240,8 @@ public static partial class PoolKernels
     /// </summary>
     public static int AvgPoolNhwcElement(int acc, float m, int channel, int channels, int zpOut, int qmin, int qmax)
     {
-        if (channel < channels / NhwcVectorChannels * NhwcVectorChannels)
+        int v = NhwcVectorChannels;
+        if (channel < channels / v * v)
             return QOps.QuantizeVector(acc, m, zpOut, qmin, qmax);
         float scale = 1.0f / m;
         return QOps.QuantizeScalar(acc, 1.0f / scale, zpOut, qmin, qmax);
@@ -237,7 +250,7 @@ public static partial class PoolKernels
     public static void AvgPoolNhwc(ReadOnlySpan<byte> src, Span<byte> dst, bool signed, int batch, int channels, Geometry g,
         int zpIn, int zpOut, float scaleRatio, bool countIncludePad, int? divisorOverride)
     {
-        if (KernelPaths.Choose(Implemented) == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite(scaleRatio) && channels > 0)
+        if (AvgPoolNhwcFamily.Resolve() == KernelPath.Avx512 && AvgPoolAvx512Fits(g) && float.IsFinite(scaleRatio) && channels > 0)
         {
             int vecC = channels / NhwcVectorChannels * NhwcVectorChannels;
             AvgPoolAvx512(src, dst, signed, g, zpIn, zpOut,

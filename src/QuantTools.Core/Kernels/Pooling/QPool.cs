@@ -1,4 +1,5 @@
 using QuantTools.Core.Kernels.Elementwise;
+using QuantTools.Core.Quantization;
 using QuantTools.Core.Tensors;
 
 namespace QuantTools.Core.Kernels.Pooling;
@@ -186,5 +187,66 @@ public static class QPool
             dst[p] = (byte)(int)MathF.Round((float)sum / hw);
         }
         return y;
+    }
+
+    /// <summary>
+    /// ATen's channels_last adaptive average pool (<c>qadaptive_avg_pool2d_nhwc_kernel</c>), for an input whose PyTorch
+    /// tensor was channels_last-contiguous: per window <c>acc = Σq - zp·size</c>,
+    /// <c>m = f32(f32(f32(s_in)/f32(s_out))/size)</c>, vector channel blocks and scalar tail as in
+    /// <see cref="PoolKernels.AvgPoolNhwcElement"/>. Input and output share qparams.
+    /// </summary>
+    public static QTensor AdaptiveAvgPool2dNhwc(QTensor x, int oh, int ow)
+    {
+        QOps.RequirePerTensor(x, "adaptive_avg_pool2d");
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        var y = QOps.NewLike(x, [n, c, oh, ow], out var dst);
+        var src = QOps.Bytes(x);
+        bool signed = QOps.IsSigned(x.DType);
+        var (qmin, qmax) = QOps.Range(x.DType);
+        int zp = (int)x.QParams.ZeroPoint;
+        float ratio = (float)x.QParams.Scale / (float)x.QParams.Scale;
+        for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < c; ch++)
+            {
+                int p = b * c + ch;
+                for (int oy = 0; oy < oh; oy++)
+                {
+                    int hs = (int)MathF.Floor((float)(oy * h) / oh), he = (int)MathF.Ceiling((float)((oy + 1) * h) / oh);
+                    for (int ox = 0; ox < ow; ox++)
+                    {
+                        int ws = (int)MathF.Floor((float)(ox * w) / ow), we = (int)MathF.Ceiling((float)((ox + 1) * w) / ow);
+                        int size = (he - hs) * (we - ws);
+                        float m = ratio / size;
+                        int acc = -zp * size;
+                        for (int iy = hs; iy < he; iy++)
+                            for (int ix = ws; ix < we; ix++)
+                                acc += QOps.Get(src, (p * h + iy) * w + ix, signed);
+                        dst[(p * oh + oy) * ow + ox] = (byte)PoolKernels.AvgPoolNhwcElement(acc, m, ch, c, zp, qmin, qmax);
+                    }
+                }
+            }
+        return y;
+    }
+
+    /// <summary>
+    /// <c>torch.mean(x, (2, 3), keepdim)</c> where PyTorch takes its general path (a channels_last input outside the
+    /// qnnpack route): dequantize, float mean per plane (sum in index order, then divide by H·W), quantize with the
+    /// input's qparams.
+    /// </summary>
+    public static QTensor MeanHWDequantized(QTensor q, bool keepDim)
+    {
+        QOps.RequireRank(q, 4, "mean");
+        int n = q.Shape[0], c = q.Shape[1], h = q.Shape[2], w = q.Shape[3];
+        var f = Quantizer.Dequantize(q).AsSpan<float>();
+        var r = new float[n * c];
+        float count = h * w;
+        for (int p = 0; p < n * c; p++)
+        {
+            float sum = 0f;
+            for (int i = 0; i < h * w; i++) sum += f[p * h * w + i];
+            r[p] = sum / count;
+        }
+        int[] shape = keepDim ? [n, c, 1, 1] : [n, c];
+        return Quantizer.Quantize(new Tensor(DType.Float32, shape, r), QParams.PerTensor(q.QParams.Scale, q.QParams.ZeroPoint, q.DType));
     }
 }

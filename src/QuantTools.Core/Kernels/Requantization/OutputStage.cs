@@ -67,7 +67,7 @@ public sealed class OutputStage
             float saw = sIn * weightScales[i];
             Multiplier[i] = saw / sOut;
             if (Beta is null) continue;
-            bool divide = perChannelWeights || backend == QBackend.Onednn;
+            bool divide = perChannelWeights || backend.IsOnednn();
             Beta[i] = divide ? bias![i] / saw : bias![i] * (float)(1.0 / saw);
         }
     }
@@ -117,8 +117,11 @@ public sealed class OutputStage
 
     public const KernelPath Implemented = KernelPath.Scalar | KernelPath.Avx2 | KernelPath.Avx512;
 
+    /// <summary>int32 accumulators to quint8: <c>qs32-qu8-requant/{scalar, avx2, avx512}</c>.</summary>
+    public static readonly KernelFamily Family = new("qs32-qu8-requant", Implemented);
+
     /// <summary>Requantizes <paramref name="raw"/> (all of one output channel <paramref name="n"/>) into <paramref name="y"/>.</summary>
-    public void ApplyChannel(ReadOnlySpan<int> raw, Span<byte> y, int n) => ApplyChannel(raw, y, n, KernelPaths.Choose(Implemented));
+    public void ApplyChannel(ReadOnlySpan<int> raw, Span<byte> y, int n) => ApplyChannel(raw, y, n, Family.Resolve());
 
     public unsafe void ApplyChannel(ReadOnlySpan<int> raw, Span<byte> y, int n, KernelPath path)
     {

@@ -1,4 +1,5 @@
 using QuantTools.Core.Formats.Torch;
+using QuantTools.Core.Models.Execution.Ops;
 using QuantTools.Core.Tensors;
 
 namespace QuantTools.Core.Models.Graph;
@@ -6,30 +7,14 @@ namespace QuantTools.Core.Models.Graph;
 /// <summary>
 /// Builds a <see cref="ModelGraph"/> from a TorchScript archive by interpreting the <c>forward</c> code under
 /// <c>code/</c> symbolically: module attributes, constants and control flow on constants are evaluated while building;
-/// every tensor operation becomes a node; submodule forwards, methods and helper functions are inlined. Ops that are
-/// not on the supported list, and constructs outside the subset, are <see cref="ErrorCode.UnsupportedOperator"/> errors
+/// every tensor operation becomes a node; submodule forwards, methods and helper functions are inlined. Ops without a
+/// handler in <see cref="OpRegistry"/>, and constructs outside the subset, are <see cref="ErrorCode.UnsupportedOperator"/> errors
 /// that name the op and the source line.
 /// </summary>
 public sealed class TorchScriptFrontEnd
 {
-    /// <summary>Tensor ops the executor runs (TorchScript names).</summary>
-    public static readonly IReadOnlySet<string> SupportedTensorOps = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "aten::quantize_per_tensor", "aten::dequantize", "aten::to",
-        "quantized::conv1d", "quantized::conv1d_relu", "quantized::conv2d", "quantized::conv2d_relu",
-        "quantized::conv_transpose1d", "quantized::conv_transpose2d",
-        "quantized::linear", "quantized::linear_relu", "quantized::linear_dynamic", "quantized::linear_relu_dynamic",
-        "quantized::relu6", "aten::relu", "aten::relu_", "aten::hardtanh", "aten::hardtanh_", "aten::clamp", "aten::clamp_",
-        "quantized::hardswish", "aten::hardswish", "aten::sigmoid", "aten::tanh", "aten::hardsigmoid",
-        "quantized::leaky_relu", "aten::leaky_relu", "quantized::elu", "aten::elu",
-        "aten::adaptive_avg_pool2d", "aten::avg_pool2d", "aten::max_pool2d", "aten::mean",
-        "aten::flatten", "aten::reshape", "aten::view", "aten::transpose", "aten::contiguous", "aten::chunk",
-        "aten::size", "aten::dim", "prim::dtype", "aten::channel_shuffle",
-        "quantized::cat", "quantized::cat_relu", "aten::cat",
-        "quantized::add", "quantized::add_relu", "quantized::mul", "quantized::mul_relu",
-        "quantized::add_scalar", "quantized::add_scalar_relu", "quantized::mul_scalar", "quantized::mul_scalar_relu",
-        "prim::ListUnpack", "prim::RaiseIf",
-    };
+    /// <summary>Tensor ops the front end accepts: those the executor runs (<see cref="OpRegistry.TensorOps"/>).</summary>
+    public static IReadOnlySet<string> SupportedTensorOps => OpRegistry.TensorOps;
 
     private readonly TorchCheckpoint _ck;
     private readonly Dictionary<string, CodeFile> _files = new(StringComparer.Ordinal);
@@ -574,7 +559,7 @@ public sealed class TorchScriptFrontEnd
         if (ScalarOps.Names.Contains(op) && !(op is "aten::add" or "aten::mul" or "aten::sub" && args.Any(IsTensorLike)))
             return Scalar(op, args);
         if (kwargs.Count > 0) throw Unsupported($"keyword arguments ({string.Join(", ", kwargs.Select(k => k.Name))}) to {op}");
-        if (!SupportedTensorOps.Contains(op)) throw Unsupported($"operator {op} (torch call {path}) is not supported");
+        if (!OpRegistry.IsTensorOp(op)) throw Unsupported($"operator {op} (torch call {path}) is not supported");
         return EmitOp(op, args);
     }
 
@@ -657,16 +642,7 @@ public sealed class TorchScriptFrontEnd
 
     private static void SetOutputQParams(GraphNode n)
     {
-        int si = n.Op switch
-        {
-            "aten::quantize_per_tensor" => 1,
-            "quantized::conv1d" or "quantized::conv1d_relu" or "quantized::conv2d" or "quantized::conv2d_relu"
-                or "quantized::conv_transpose1d" or "quantized::conv_transpose2d" or "quantized::linear" or "quantized::linear_relu" => 2,
-            "quantized::cat" or "quantized::cat_relu" => 2,
-            "quantized::add" or "quantized::add_relu" or "quantized::mul" or "quantized::mul_relu" => 2,
-            "quantized::hardswish" => 1,
-            _ => -1,
-        };
+        int si = OpRegistry.OutputQParamsArg(n.Op);
         if (si < 0 || n.Inputs.Count <= si + 1) return;
         var s = n.Inputs[si];
         var z = n.Inputs[si + 1];

@@ -8,6 +8,7 @@
     Description          = 'Inspect, reproduce and compare PyTorch quantization bit for bit from PowerShell: qparams, observers, quantize, checkpoints, integer kernels.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
+    TypesToProcess       = @('module/QuantTools.types.ps1xml')
     FormatsToProcess     = @('module/QuantTools.format.ps1xml')
     CmdletsToExport      = @(
         'Get-QParams'

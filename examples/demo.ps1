@@ -53,7 +53,7 @@ Test-QuantConformance -Path (Join-Path $root 'tests/fixtures/golden') -Summary |
 
 Section 'Which layer uses which scale and zero point (the forum thread''s ReLU6 model, TorchScript form)'
 $model = Join-Path $root 'tests/fixtures/golden/pytorch-2.11/core/models/relu6_eager.torchscript.pt'
-Get-QParams -Path $model | Format-Table Name, Kind, InputScale, InputZeroPoint, OutputScale, OutputZeroPoint -AutoSize | Out-Host
+Get-QParams -Path $model | Format-Table Name, Kind, InScale, InZp, OutScale, OutZp, M -AutoSize | Out-Host
 
 Section 'Lint: qparams that will hurt on deployment'
 Test-QuantModel -Path $model | Where-Object Rule -eq 'ClampBoundOutOfRange' | Format-List Layer, Rule, Message | Out-Host
@@ -64,4 +64,4 @@ $x = Import-QuantTensor (Join-Path $models 'seed_convnet.safetensors') -Name inp
 $golden = Import-QuantTensor (Join-Path $models 'seed_convnet.safetensors') -Name output
 $run = $x | Invoke-QuantModel (Join-Path $models 'seed_convnet.torchscript.pt') -CaptureLayers
 $run.Layers | Format-Table -AutoSize | Out-Host
-Compare-QuantOutput -Reference $golden -Difference $run.Output | Format-Table Layer, Sqnr, MaxAbsError, Passed -AutoSize | Out-Host
+Compare-QuantOutput -Reference $golden -Difference $run.Output | Format-Table Layer, SqnrText, MaxAbsErrorText, Passed -AutoSize | Out-Host

@@ -26,21 +26,24 @@ function Get-QTShouldMessage {
 }
 
 function Invoke-QTShouldCompare {
-    param($ActualValue, $Reference, [hashtable] $Thresholds, $LayerMap)
+    param($ActualValue, $Reference, [hashtable] $Thresholds, $LayerMap, $BatchIndex)
     $actual = if ($ActualValue -is [array] -and $ActualValue.Count -eq 1) { $ActualValue[0] } else { $ActualValue }
     if ($null -eq $Reference) { throw 'no reference given: pass the expected tensor or layers (-ExpectedValue / -Expected)' }
     $p = @{ Reference = $Reference; Difference = $actual; Summary = $true; ErrorAction = 'Stop'; WarningAction = 'SilentlyContinue' } + $Thresholds
     if ($LayerMap) { $p.LayerMap = $LayerMap }
+    if ($null -ne $BatchIndex) { $p.BatchIndex = [int]$BatchIndex }
     Compare-QuantOutput @p
 }
 
 function Test-QTShouldBeQuantEqual {
     # Passes when every layer of ActualValue is within -MaxLsb integer steps (default 0: bit exact) of ExpectedValue,
     # and at or above -MinSqnr when given.
-    param($ActualValue, $ExpectedValue, $MaxLsb = 0, $MinSqnr, $LayerMap, [switch] $Negate, [string] $Because, $CallerSessionState)
+    # -BatchIndex compares one batch element of every layer (a golden model file holds element 0). Comparing nothing
+    # (no layer paired, or every pair a shape error) fails; it never passes.
+    param($ActualValue, $ExpectedValue, $MaxLsb = 0, $MinSqnr, $LayerMap, $BatchIndex, [switch] $Negate, [string] $Because, $CallerSessionState)
     $t = @{ MaxLsb = [long]$MaxLsb }
     if ($null -ne $MinSqnr) { $t.MinSqnr = [double]$MinSqnr }
-    $s = Invoke-QTShouldCompare -ActualValue $ActualValue -Reference $ExpectedValue -Thresholds $t -LayerMap $LayerMap
+    $s = Invoke-QTShouldCompare -ActualValue $ActualValue -Reference $ExpectedValue -Thresholds $t -LayerMap $LayerMap -BatchIndex $BatchIndex
     $ok = $null -eq $s.FirstDivergingLayer -and $s.UnmatchedReference.Count -eq 0
     if ($Negate) { $ok = -not $ok }
     if (-not $ok -and -not $Negate -and $null -eq $s.FirstDivergingLayer) {
@@ -54,9 +57,9 @@ function Test-QTShouldBeQuantEqual {
 
 function Test-QTShouldHaveSqnrAbove {
     # Passes when every layer's SQNR (dB) against -Expected (or -Reference) is at or above ExpectedValue.
-    param($ActualValue, $ExpectedValue, $Expected, $Reference, $LayerMap, [switch] $Negate, [string] $Because, $CallerSessionState)
+    param($ActualValue, $ExpectedValue, $Expected, $Reference, $LayerMap, $BatchIndex, [switch] $Negate, [string] $Because, $CallerSessionState)
     $ref = if ($null -ne $Expected) { $Expected } else { $Reference }
-    $s = Invoke-QTShouldCompare -ActualValue $ActualValue -Reference $ref -Thresholds @{ MinSqnr = [double]$ExpectedValue } -LayerMap $LayerMap
+    $s = Invoke-QTShouldCompare -ActualValue $ActualValue -Reference $ref -Thresholds @{ MinSqnr = [double]$ExpectedValue } -LayerMap $LayerMap -BatchIndex $BatchIndex
     $ok = $null -eq $s.FirstDivergingLayer -and $s.UnmatchedReference.Count -eq 0
     if ($Negate) { $ok = -not $ok }
     if (-not $ok -and -not $Negate -and $null -eq $s.FirstDivergingLayer) {

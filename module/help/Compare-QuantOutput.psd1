@@ -7,7 +7,7 @@ Inputs can be tensors or quantized tensors, dictionaries of layer name -> tensor
 
 Layers are matched by name (exactly, then ignoring case and separators, then by name tokens: act/conv1/int matches conv1), through -LayerMap, and by position as a last resort; MatchedBy says which. A layer fails below -MinSqnr or above -MaxLsb; without either threshold it passes only when exact. Each failing layer gets hints (Cause, Confidence, Evidence with counts): RoundingMode, ClampBound, ZeroPoint, PerChannelScale, BiasQuantization, Int16Saturation, QParams, Inherited (its input already differs, so look upstream) or Unknown.
 
-Shapes must agree (size-1 dims are ignored); a mismatch is a non-terminating error that names the layer and both shapes.
+Shapes must agree (size-1 dims are ignored); a mismatch is a non-terminating error that names the layer and both shapes. A comparison of nothing (no layer could be paired, or every paired layer is a shape error) is a terminating error, never an empty pass; when one side is a whole batch and the other a golden file's single element, the error suggests -BatchIndex 0. Should -BeQuantEqual and -HaveSqnrAbove take -BatchIndex too and fail on an empty comparison.
 '@
     Parameters  = @{
         Reference    = 'The reference run: a tensor, quantized tensor, dictionary of layer name -> tensor, an object with a Layers property, or a path to a folder of .npy files, a .safetensors / .npz file of per-layer dumps, or a golden model JSON.'
@@ -18,6 +18,7 @@ Shapes must agree (size-1 dims are ignored); a mismatch is a non-terminating err
         TopK         = 'k for the top-k agreement along the last dim (default min(5, last dim)); also computes it for tensors of any rank.'
         FloatInput   = 'A hashtable of reference layer name -> the float tensor that layer quantized, so that rounding midpoints can be checked (filled in automatically from a golden JSON for its Quantize layer).'
         ChannelAxis  = 'The channel axis for the per-channel hints (default 1).'
+        BatchIndex   = 'Compare only this element of every batch: each side''s tensors of rank 2 or more with a first dimension above 1 are cut to that element (shape [1, ...]). A golden model JSON records input 0 of every layer, so compare a whole-batch run with it using -BatchIndex 0.'
         Summary      = 'Emit one ComparisonSummary (FirstDivergingLayer, Cause, Hint, counts, Results) instead of the per-layer results.'
         Report       = 'Also write a report to this .html or .md file: the per-layer table, an SQNR-per-layer chart and a histogram of integer differences as inline SVG.'
     }
@@ -27,6 +28,11 @@ Shapes must agree (size-1 dims are ignored); a mismatch is a non-terminating err
         @{ Type = 'QuantTools.Core.Compare.ComparisonSummary'; Description = 'With -Summary: FirstDivergingLayer, Cause, Hint, Layers, Passed, Failed, WorstSqnr, Alignment, Results.' }
     )
     Examples    = @(
+        @{
+            Title   = 'A whole-batch run against a golden model file'
+            Code    = '$run = Invoke-QuantModel ./relu6_eager.torchscript.pt -InputObject (Import-QuantTensor ./relu6_eager.safetensors -Name input) -CaptureLayers; Compare-QuantOutput $run ./relu6_eager.json -BatchIndex 0 -Summary'
+            Remarks = 'The golden file holds every layer for input 0; -BatchIndex 0 compares batch element 0 of the run with it. Without it every layer is a shape error and the command stops with "nothing was compared".'
+        }
         @{
             Title   = 'Find the first layer where a backend diverges from PyTorch'
             Code    = 'Compare-QuantOutput -Reference ./models/relu6_eager.json -Difference ./tvm_dump/ -MaxLsb 1 -Summary'

@@ -16,7 +16,7 @@ A TorchScript file names every module's class (ConvReLU2d, ReLU6, QFunctional...
     Examples    = @(
         @{
             Title   = 'Load a TorchScript model and list its layers'
-            Code    = '(Import-QuantModel ./tests/fixtures/golden/pytorch-2.11/core/models/relu6_eager.torchscript.pt).Layers | Format-Table Name, Kind, OutputScale, OutputZeroPoint'
+            Code    = '(Import-QuantModel ./tests/fixtures/golden/pytorch-2.11/core/models/relu6_eager.torchscript.pt).Layers | Format-Table Name, Kind, OutScale, OutZp'
             Remarks = 'Shows quant, conv1, relu6, conv2, hardtanh, pool, fc and dequant with their activation qparams.'
         }
         @{

@@ -73,11 +73,31 @@ Describe 'Compare-QuantOutput' {
     It 'reports mismatched shapes with the layer and both shapes' {
         $a = @{ conv1 = [float[]](1, 2, 3) }
         $b = @{ conv1 = [float[]](1, 2) }
-        $null = Compare-QuantOutput $a $b -ErrorVariable errs -ErrorAction SilentlyContinue
+        # the layer's error, then (nothing else was compared) a terminating error: never an empty pass
+        $caught = $null
+        try { $null = Compare-QuantOutput $a $b -ErrorVariable errs -ErrorAction SilentlyContinue } catch { $caught = $_ }
+        "$caught" | Should -BeLike '*nothing was compared*'
         "$($errs[0])" | Should -Match 'conv1'
         "$($errs[0])" | Should -Match '\[3\]'
         "$($errs[0])" | Should -Match '\[2\]'
         $errs[0].FullyQualifiedErrorId | Should -Match 'QuantTools.ShapeMismatch'
+    }
+
+    It 'compares a whole-batch run with a golden file through -BatchIndex, and refuses to compare nothing' {
+        $ts = Join-Path $Models 'relu6_eager.torchscript.pt'
+        $input = Import-QuantTensor $Dumps -Name input
+        $input.Shape[0] | Should -BeGreaterThan 1
+        $run = Invoke-QuantModel $ts -InputObject $input -CaptureLayers
+        { Compare-QuantOutput $run $GoldenJson -ErrorAction SilentlyContinue } | Should -Throw -ExpectedMessage '*nothing was compared*-BatchIndex 0*'
+        $s = Compare-QuantOutput $run $GoldenJson -BatchIndex 0 -Summary
+        $s.Layers | Should -Be 6
+        $s.Passed | Should -Be 6
+        $s.FirstDivergingLayer | Should -BeNullOrEmpty
+        (Compare-QuantOutput $run $GoldenJson -BatchIndex 1 -Summary).FirstDivergingLayer | Should -Be 'quant'
+        # the Pester operator: no silent pass on a batch mismatch, exact with -BatchIndex 0
+        { $run | Should -BeQuantEqual $GoldenJson } | Should -Throw
+        $run | Should -BeQuantEqual $GoldenJson -BatchIndex 0
+        { @{ x = [float[]](1, 2) } | Should -BeQuantEqual @{ y = [float[]](1, 2, 3) } } | Should -Throw
     }
 
     It 'takes a model result with a Layers property' {

@@ -38,7 +38,7 @@ Describe 'Invoke-QuantModel' {
     }
 
     It 'names an unsupported model file clearly' {
-        { Invoke-QuantModel (Join-Path $models 'seed_convnet.state_dict.pt') -InputObject 1.0 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*needs a TorchScript archive, got a StateDict*'
+        { Invoke-QuantModel (Join-Path $models 'seed_convnet.state_dict.pt') -InputObject 1.0 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*state_dict*no forward code*Pass -Architecture*built-in architecture (torchvision:<name>)*'
     }
 }
 

@@ -31,6 +31,58 @@ Describe 'Get-QParams -Path' {
         }
     }
 
+    It 'keeps per-channel values through Export-Csv and reads them back bit for bit' {
+        $rows = Get-QParams -Path (Join-Path $models 'relu6_fx.torchscript.pt')
+        $file = Join-Path $TestDrive 'fx.csv'
+        $rows | Export-Csv -Path $file
+        (Get-Content -Raw $file) | Should -Not -Match 'System\.(Double|Int32|Int64)\[\]'
+        $back = Import-Csv $file
+        $conv1 = $rows | Where-Object Name -eq conv1
+        $csv1 = $back | Where-Object Name -eq conv1
+        $csv1.WeightScales | Should -Match '^[^;]+(;[^;]+){7}$'
+        $scales = [double[]] ($csv1.WeightScales -split ';')
+        for ($c = 0; $c -lt $conv1.WeightScales.Count; $c++) {
+            [BitConverter]::DoubleToInt64Bits($scales[$c]) | Should -Be ([BitConverter]::DoubleToInt64Bits($conv1.WeightScales[$c]))
+        }
+        [int[]] ($csv1.FixedPointMultipliers -split ';') | Should -Be ([int[]] $conv1.FixedPointMultipliers)
+        [int[]] ($csv1.Shifts -split ';') | Should -Be ([int[]] $conv1.Shifts)
+        $csv1.Multipliers | Should -Be $conv1.Multipliers.ToString()
+        # and the lists still behave like arrays in PowerShell
+        $conv1.WeightScales.Count | Should -Be 8
+        $conv1.WeightScales[-1] | Should -Be $conv1.WeightScales[7]
+        ($conv1 | Select-Object WeightScales | ConvertTo-Json -Compress) | Should -Match '"WeightScales":\['
+    }
+
+    It 'shows scales with significant digits in column-selected tables, and keeps the twins out of CSV' {
+        $rows = Get-QParams -Path (Join-Path $models 'relu6_fx.torchscript.pt')
+        $conv1 = $rows | Where-Object Name -eq conv1
+        $text = $rows | Format-Table Name, InScale, InZp, OutScale, OutZp, M | Out-String -Width 200
+        $text | Should -Match ([regex]::Escape($conv1.InputScale.ToString('G6', [cultureinfo]::InvariantCulture)))
+        $text | Should -Match ([regex]::Escape($conv1.OutputScale.ToString('G6', [cultureinfo]::InvariantCulture)))
+        $conv1.InScale | Should -Be $conv1.InputScale.ToString('G6', [cultureinfo]::InvariantCulture)
+        $conv1.OutZp | Should -Be $conv1.OutputZeroPoint
+        $conv1.M | Should -Match '^0\.00\d+\.\.0\.00\d+$'
+        ($rows | ConvertTo-Csv)[0] | Should -Not -Match '"InScale"'
+        ($conv1 | Get-Member -Name InScale) | Should -BeNullOrEmpty
+        $layer = (Import-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt')).Layers | Where-Object Name -eq conv1
+        ($layer | Format-Table Name, OutScale | Out-String) | Should -Match ([regex]::Escape($layer.OutputScale.ToString('G6', [cultureinfo]::InvariantCulture)))
+    }
+
+    It 'says where each input comes from, and warns where a state_dict cannot tell' {
+        $fx = Get-QParams -Path (Join-Path $models 'relu6_fx.torchscript.pt')
+        ($fx | Where-Object Name -eq conv1).InputLayer | Should -Be 'conv1_input_0'
+        ($fx | Where-Object Name -eq fc).InputScale | Should -Be ($fx | Where-Object Name -eq quantize_0).OutputScale
+        $sd = Get-QParams -Path (Join-Path $models 'relu6_fx.state_dict.pt') -WarningVariable w -WarningAction SilentlyContinue
+        ($sd | Where-Object Name -eq fc).InputSource | Should -Be 'unknown'
+        ($sd | Where-Object Name -eq fc).InputScale | Should -BeNullOrEmpty
+        "$w" | Should -BeLike '*-Architecture*'
+        $arch = Join-Path $RepoRoot 'examples/architectures/relu6_eager.yaml'
+        $eager = Get-QParams -Path (Join-Path $models 'relu6_eager.state_dict.pt') -Architecture $arch
+        ($eager | Where-Object Name -eq relu6).InputLayer | Should -Be 'conv1'
+        ($eager | Where-Object Name -eq conv2).InputLayer | Should -Be 'relu6'
+        ($eager | Where-Object Name -eq conv2).InputSource | Should -Be 'graph'
+    }
+
     It 'takes a model object from Import-QuantModel, by parameter and by pipeline' {
         $m = Import-QuantModel (Join-Path $models 'seed_convnet.torchscript.pt')
         $m.Form | Should -Be 'torchscript'
@@ -54,6 +106,24 @@ Describe 'Get-QParams -Path' {
 }
 
 Describe 'Test-QuantModel' {
+    It 'says what a state_dict hides from the rules, and checks it with -Architecture' {
+        $sd = Join-Path $models 'relu6_eager.state_dict.pt'
+        $f = Test-QuantModel $sd
+        $f | Where-Object Rule -eq 'ClampBoundOutOfRange' | Should -BeNullOrEmpty
+        $hidden = $f | Where-Object Rule -eq 'NotChecked'
+        $hidden.Layer | Should -Contain 'relu6'
+        $hidden.Layer | Should -Contain 'hardtanh'
+        ($hidden | Where-Object Layer -eq relu6).Message | Should -BeLike '*ClampBoundOutOfRange was not checked*'
+        # the same file with its architecture: relu6's bound is checked at its real input qparams, as for TorchScript
+        $arch = Join-Path $RepoRoot 'examples/architectures/relu6_eager.yaml'
+        $withArch = Test-QuantModel $sd -Architecture $arch
+        $withArch | Where-Object Rule -eq 'NotChecked' | Should -BeNullOrEmpty
+        $a = $withArch | Where-Object { $_.Rule -eq 'ClampBoundOutOfRange' -and $_.Layer -eq 'relu6' }
+        $t = Test-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt') | Where-Object { $_.Rule -eq 'ClampBoundOutOfRange' -and $_.Layer -eq 'relu6' }
+        $a.Values.QuantizedBound | Should -Be $t.Values.QuantizedBound
+        $a.Values.InputScale | Should -Be $t.Values.InputScale
+    }
+
     It 'reports relu6_eager''s ReLU6 bound with its real numbers' {
         $f = Test-QuantModel (Join-Path $models 'relu6_eager.torchscript.pt') | Where-Object Rule -eq 'ClampBoundOutOfRange'
         $f.Layer | Should -Be 'relu6'

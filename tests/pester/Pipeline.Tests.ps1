@@ -35,7 +35,51 @@ Describe 'Invoke-QuantPipeline' {
         $asserts = ($r | ForEach-Object { $_.Steps } | ForEach-Object { $_.Assertions }).Count
         @($junit.SelectNodes('//testcase')).Count | Should -Be $asserts
         (Import-Csv (Join-Path $out 'results.csv')).Count | Should -Be 16
-        Join-Path $out 'jobs' | Get-ChildItem -Recurse -Filter qparams.csv | Should -HaveCount 2
+        $csv = Join-Path $out 'jobs' | Get-ChildItem -Recurse -Filter qparams.csv
+        $csv | Should -HaveCount 2
+        # per-channel columns survive: the same values Get-QParams gives, bit for bit
+        $rows = Import-Csv ($csv | Where-Object { $_.FullName -like '*seed_convnet*' }).FullName
+        $conv = $rows | Where-Object { $_.Kind -like 'Conv*' } | Select-Object -First 1
+        $live = Get-QParams -Path (Join-Path $models 'seed_convnet.torchscript.pt') | Where-Object Name -eq $conv.Name
+        foreach ($p in 'WeightScales', 'Multipliers', 'FixedPointMultipliers', 'Shifts', 'Int32Bias') {
+            $conv.$p | Should -Not -BeNullOrEmpty -Because $p
+            $conv.$p | Should -Be $live.$p.ToString() -Because $p
+        }
+        [double[]] ($conv.WeightScales -split ';') | Should -Be ([double[]] $live.WeightScales)
+    }
+
+    It 'writes an HTML summary with charts per job and layer that renders in headless Chromium' {
+        $out = Join-Path $TestDrive 'html'
+        $r = Invoke-QuantPipeline $example -OutputPath $out -ThrottleLimit 2 -FailOnRegression:$false
+        $file = Join-Path $out 'summary.html'
+        $html = Get-Content -Raw $file
+        [xml] $doc = $html -replace '<!DOCTYPE html>', ''
+        $ns = @{ s = 'http://www.w3.org/2000/svg' }
+        $doc.SelectNodes('//table[@id="jobs"]/tr').Count | Should -Be ($r.Count + 1)
+        $doc.SelectSingleNode('//p[@id="verdict"]').InnerText | Should -Be 'PASSED'
+        # one bar per job, and an SQNR-per-layer chart for each compare step with one bar per compared layer
+        ($doc | Select-Xml -XPath '//s:svg[@id="jobs-chart"]//s:rect[@class="bar"]' -Namespace $ns).Count | Should -Be $r.Count
+        $compareRows = @($r | ForEach-Object { $_.Steps } | Where-Object { $_.Layers } | ForEach-Object { $_.Layers })
+        $compareRows.Count | Should -BeGreaterThan 0
+        ($doc | Select-Xml -XPath '//s:svg[starts-with(@id, "job-")]//s:rect[@class="bar"]' -Namespace $ns).Count | Should -Be $compareRows.Count
+        $chromium = Get-QTChromium
+        if (-not $chromium) {
+            Set-ItResult -Skipped -Because 'Chromium is not installed and could not be installed (apt-get chromium)'
+            return
+        }
+        $png = Join-Path $TestDrive 'summary.png'
+        $flags = @('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+            '--disable-component-update', '--disable-sync', "--user-data-dir=$(Join-Path $TestDrive 'chromium-profile')", '--hide-scrollbars')
+        & $chromium @flags --window-size=1200,2000 "--screenshot=$png" "file://$file" 2>&1 | Out-Null
+        $bytes = [IO.File]::ReadAllBytes($png)
+        $bytes[1..3] | Should -Be @(0x50, 0x4E, 0x47)
+        [BitConverter]::ToInt32([byte[]]($bytes[19], $bytes[18], $bytes[17], $bytes[16]), 0) | Should -Be 1200
+        $bytes.Length | Should -BeGreaterThan 30000 -Because 'charts and tables, not a blank page'
+        $dom = (& $chromium @flags --dump-dom "file://$file" 2>$null) -join "`n"
+        $dom | Should -Match '<svg[^>]+id="jobs-chart"'
+        $dom | Should -Match '<svg[^>]+id="job-\d+-sqnr-0"'
+        $dom | Should -Match 'compare-layers'
+        if ($env:QT_KEEP_SCREENSHOT) { Copy-Item $png ($env:QT_KEEP_SCREENSHOT -replace '\.png$', '-pipeline.png') }
     }
 
     It '-Validate reports every problem with file:line:column before anything runs' {
@@ -178,6 +222,15 @@ jobs:
         $summary.Passed | Should -Be 16
         Get-QTNormalizedResults $merged | Should -BeExactly (Get-QTNormalizedResults $single)
         (Import-Csv (Join-Path $merged 'results.csv')).Job | Should -Be (Import-Csv (Join-Path $single 'results.csv')).Job
+        $summary.Shards | Should -Be 'shards 1/4, 2/4, 3/4, 4/4 (complete)'
+        (Get-Content -Raw (Join-Path $shards[1].Dir 'shard.json') | ConvertFrom-Json).Index | Should -Be 2
+        # a missing shard never merges into a PASSED report
+        { Merge-QuantReport $shards[0].Dir -OutputPath (Join-Path $TestDrive 'only1') -FailOnRegression:$false } | Should -Throw -ExpectedMessage '*2/4, 3/4, 4/4 missing*'
+        $p = Merge-QuantReport $shards[0].Dir, $shards[2].Dir -OutputPath (Join-Path $TestDrive 'part') -AllowPartial -FailOnRegression:$false -WarningVariable w -WarningAction SilentlyContinue
+        "$w" | Should -BeLike '*2/4, 4/4 missing*of 16 jobs*'
+        $p.Shards | Should -BeLike '*PARTIAL*'
+        Get-Content -Raw (Join-Path $TestDrive 'part/summary.md') | Should -Match '\*\*INCOMPLETE\*\*'
+        { Merge-QuantReport $shards[0].Dir, $shards[0].Dir, $shards[1].Dir, $shards[2].Dir, $shards[3].Dir -OutputPath (Join-Path $TestDrive 'dup') } | Should -Not -Throw
     }
 
     It 'resumes a killed run with no job lost or run twice' {

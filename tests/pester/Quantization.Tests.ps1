@@ -18,6 +18,21 @@ BeforeAll {
 }
 
 Describe 'Get-QParams' {
+    It 'gives one outcome per observer for Inf and NaN, as PyTorch does' {
+        $inf = [single]::PositiveInfinity
+        $q = ,[single[]](1, $inf, -2) | Get-QParams -WarningVariable w -WarningAction SilentlyContinue
+        [double]::IsPositiveInfinity($q.Scale) | Should -BeTrue
+        "$w" | Should -BeLike '*scale is Infinity*'
+        $h = ,[single[]](1, $inf, -2, 0.5) | Get-QParams -Observer Histogram -WarningVariable hw -WarningAction SilentlyContinue
+        $h.MaxVal[0] | Should -Be 1
+        "$hw" | Should -BeLike '*torch.inf detected in input tensor, ignoring input*'
+        # NaN: an error and nothing else (no QParams with scale 1 after it)
+        $out = $null
+        { $script:out = ,[single[]](1, [single]::NaN, -2) | Get-QParams -Observer Histogram -ErrorAction Stop } | Should -Throw -ExpectedMessage '*contains NaN*'
+        $script:out | Should -BeNullOrEmpty
+        { ,[single[]](1, [single]::NaN, -2) | Get-QParams -ErrorAction Stop } | Should -Throw -ExpectedMessage '*contains NaN*min nan should be less than max nan*'
+    }
+
     It 'matches PyTorch MinMaxObserver bit for bit on a golden batch' {
         $case = Find-ObsCase 'MinMaxObserver' @{ dtype = 'quint8'; qscheme = 'per_tensor_affine'; reduce_range = 'False' } 'in/normal'
         $case | Should -Not -BeNullOrEmpty

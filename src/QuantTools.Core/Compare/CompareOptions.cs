@@ -19,6 +19,11 @@ public sealed class CompareOptions
     public IReadOnlyDictionary<string, IReadOnlyList<string>>? LayerInputs { get; init; }
     /// <summary>How close (in LSB) to x.5 a pre-rounding value must be to count as a rounding midpoint.</summary>
     public double MidpointTolerance { get; init; } = 0.1;
+    /// <summary>
+    /// Compare only this element of each batch: tensors of rank 2+ with a first dimension above 1 are cut to that element
+    /// (a golden model JSON holds batch element 0 of every layer). Null compares whole tensors.
+    /// </summary>
+    public int? BatchIndex { get; init; }
     /// <summary>Channel axis for the per-channel checks; default 1 for tensors of rank 2 or more.</summary>
     public int? ChannelAxis { get; init; }
 }

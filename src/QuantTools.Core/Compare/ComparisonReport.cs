@@ -50,7 +50,7 @@ public static class ComparisonReport
         {
             string cls = r.Layer == s.FirstDivergingLayer ? "first" : r.Passed ? "" : "fail";
             sb.Append($"<tr class=\"{cls}\"><td>{WebUtility.HtmlEncode(r.Layer)}</td><td>{Db(r.Sqnr)}</td><td>{r.Mse.ToString("G4", Inv)}</td><td>{r.MaxAbsError.ToString("G4", Inv)}</td>")
-              .Append($"<td>{r.Cosine.ToString("F5", Inv)}</td><td>{r.MaxLsb?.ToString(Inv) ?? "-"}</td><td>{(r.ExactRatio is { } e ? e.ToString("P1", Inv) : "-")}</td>")
+              .Append($"<td>{r.Cosine.ToString("F5", Inv)}</td><td>{r.MaxLsb?.ToString(Inv) ?? "-"}</td><td>{WebUtility.HtmlEncode(Exact(r))}</td>")
               .Append($"<td>{(r.Passed ? "yes" : "no")}</td><td class=\"hint\">{WebUtility.HtmlEncode(r.TopHint is { } h ? $"{h.Cause}: {h.Evidence}" : "")}</td></tr>\n");
         }
         sb.Append("</table>\n</body></html>\n");
@@ -66,48 +66,32 @@ public static class ComparisonReport
         {
             string hint = r.TopHint is { } h ? $"{h.Cause}: {h.Evidence}".Replace("|", "\\|") : "";
             string name = r.Layer == s.FirstDivergingLayer ? $"**{r.Layer}**" : r.Layer;
-            sb.Append($"| {name} | {Db(r.Sqnr)} | {r.Mse.ToString("G4", Inv)} | {r.MaxAbsError.ToString("G4", Inv)} | {r.Cosine.ToString("F5", Inv)} | {r.MaxLsb?.ToString(Inv) ?? "-"} | {(r.ExactRatio is { } e ? e.ToString("P1", Inv) : "-")} | {(r.Passed ? "yes" : "no")} | {hint} |\n");
+            sb.Append($"| {name} | {Db(r.Sqnr)} | {r.Mse.ToString("G4", Inv)} | {r.MaxAbsError.ToString("G4", Inv)} | {r.Cosine.ToString("F5", Inv)} | {r.MaxLsb?.ToString(Inv) ?? "-"} | {Exact(r)} | {(r.Passed ? "yes" : "no")} | {hint} |\n");
         }
         sb.Append("\n## SQNR per layer\n\n![SQNR per layer](data:image/svg+xml;base64,").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(SqnrChart(s)))).Append(")\n");
         sb.Append("\n## Integer differences\n\n![Histogram of integer differences](data:image/svg+xml;base64,").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(Histogram(s)))).Append(")\n");
         return sb.ToString();
     }
 
-    /// <summary>Bars of SQNR per layer in model order; exact layers (inf) drawn full height and labelled "inf"; MinSqnr as a line.</summary>
-    public static string SqnrChart(ComparisonSummary s)
+    /// <summary>Bars of SQNR per layer in model order (negative SQNR downwards from 0, exact layers "inf"); MinSqnr as a line.</summary>
+    public static string SqnrChart(ComparisonSummary s) => SvgBarChart.Render("sqnr-chart",
+        s.Results.Select(r => new Bar(r.Layer, r.Sqnr, r.Layer == s.FirstDivergingLayer ? "#c0392b" : r.Passed ? "#2e86c1" : "#e67e22", $"{r.Layer}: {Db(r.Sqnr)} dB")).ToList(),
+        "SQNR (dB)", s.MinSqnr, s.MinSqnr is { } m ? $"MinSqnr {m.ToString(Inv)}" : null);
+
+    /// <summary>
+    /// The share of equal integers as text that never rounds a difference away: "100 %" only when every element is
+    /// equal; otherwise as many decimals as it takes to stay below 100 %, and the count that differs.
+    /// </summary>
+    public static string Exact(ComparisonResult r)
     {
-        var rs = s.Results;
-        int n = Math.Max(rs.Count, 1), bw = Math.Clamp(600 / n, 8, 60), w = 60 + n * bw + 20, h = 300, top = 20, bottom = 90;
-        double plotH = h - top - bottom;
-        var finite = rs.Select(r => r.Sqnr).Where(double.IsFinite).ToList();
-        double max = Math.Max(10, (finite.Count > 0 ? finite.Max() : 0) + 10);
-        if (s.MinSqnr is { } ms) max = Math.Max(max, ms + 10);
-        double Y(double v) => top + plotH - Math.Clamp(v, 0, max) / max * plotH;
-        var sb = new StringBuilder();
-        sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"sqnr-chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">");
-        sb.Append($"<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-        for (int g = 0; g <= 4; g++)
-        {
-            double v = max * g / 4, y = Y(v);
-            sb.Append(F("<line x1=\"55\" x2=\"{0}\" y1=\"{1:F1}\" y2=\"{1:F1}\" stroke=\"#ddd\"/><text x=\"50\" y=\"{2:F1}\" text-anchor=\"end\">{3:F0}</text>", w - 10, y, y + 4, v));
-        }
-        sb.Append(F("<text x=\"12\" y=\"{0}\" transform=\"rotate(-90 12 {0})\" text-anchor=\"middle\">SQNR (dB)</text>", top + plotH / 2));
-        for (int i = 0; i < rs.Count; i++)
-        {
-            var r = rs[i];
-            double v = double.IsPositiveInfinity(r.Sqnr) ? max : double.IsFinite(r.Sqnr) ? r.Sqnr : 0;
-            double x = 60 + i * bw, y = Y(v);
-            string color = r.Layer == s.FirstDivergingLayer ? "#c0392b" : r.Passed ? "#2e86c1" : "#e67e22";
-            sb.Append(F("<rect x=\"{0:F1}\" y=\"{1:F1}\" width=\"{2}\" height=\"{3:F1}\" fill=\"{4}\"><title>{5}: {6} dB</title></rect>",
-                x + 1, y, bw - 2, top + plotH - y, color, WebUtility.HtmlEncode(r.Layer), Db(r.Sqnr)));
-            if (double.IsPositiveInfinity(r.Sqnr)) sb.Append(F("<text x=\"{0:F1}\" y=\"{1:F1}\" text-anchor=\"middle\" font-size=\"9\">inf</text>", x + bw / 2.0, y + 10));
-            double lx = x + bw / 2.0, ly = top + plotH + 8;
-            sb.Append(F("<text x=\"{0:F1}\" y=\"{1:F1}\" transform=\"rotate(45 {0:F1} {1:F1})\">{2}</text>", lx, ly, WebUtility.HtmlEncode(Short(r.Layer))));
-        }
-        if (s.MinSqnr is { } m)
-            sb.Append(F("<line x1=\"55\" x2=\"{0}\" y1=\"{1:F1}\" y2=\"{1:F1}\" stroke=\"#c0392b\" stroke-dasharray=\"4 3\"/><text x=\"{0}\" y=\"{2:F1}\" text-anchor=\"end\" fill=\"#c0392b\">MinSqnr {3}</text>", w - 10, Y(m), Y(m) - 3, m));
-        sb.Append("</svg>");
-        return sb.ToString();
+        if (r.ExactRatio is not { } e) return "-";
+        if (r.DifferingElements is 0 || e >= 1) return "100 %";
+        double pct = e * 100;
+        // enough decimals to show the gap to 100, truncated (rounding could reach 100.0)
+        int d = Math.Clamp((int)Math.Ceiling(-Math.Log10(100 - pct)), 1, 10);
+        double p10 = Math.Pow(10, d);
+        string text = (Math.Floor(pct * p10) / p10).ToString("F" + d, Inv);
+        return $"{text} % ({r.DifferingElements} differ)";
     }
 
     /// <summary>Histogram of integer differences (difference − reference) over all compared layers; the zero bar is the exact elements.</summary>
@@ -133,6 +117,15 @@ public static class ComparisonReport
         int nb = (int)(hi - lo + 1);
         double bw = (w - 80) / (double)nb, plotH = h - top - bottom;
         double maxLog = Math.Log10(bins.Values.Max() + 1);
+        // y axis: element counts on a log scale, a tick at every power of ten up to the tallest bar
+        for (long p = 1; p <= bins.Values.Max() * 10L && p > 0; p *= 10)
+        {
+            double y = top + plotH - Math.Log10(p + 1) / maxLog * plotH;
+            if (y < top - 1) break;
+            sb.Append(F("<line x1=\"55\" x2=\"{0}\" y1=\"{1:F1}\" y2=\"{1:F1}\" stroke=\"#eee\"/><text class=\"ytick\" x=\"52\" y=\"{2:F1}\" text-anchor=\"end\">{3}</text>",
+                w - 10, y, y + 4, p.ToString("N0", Inv)));
+        }
+        sb.Append(F("<text class=\"ytitle\" x=\"12\" y=\"{0:F1}\" transform=\"rotate(-90 12 {0:F1})\" text-anchor=\"middle\">elements (log)</text>", top + plotH / 2));
         for (long k = lo; k <= hi; k++)
         {
             long c = bins.TryGetValue(k, out var v) ? v : 0;
@@ -144,11 +137,10 @@ public static class ComparisonReport
             if (nb <= 21 || k % 5 == 0)
                 sb.Append(F("<text x=\"{0:F1}\" y=\"{1}\" text-anchor=\"middle\">{2}</text>", x + bw / 2, top + plotH + 14, k));
         }
-        sb.Append(F("<text x=\"{0}\" y=\"{1}\" text-anchor=\"middle\">difference - reference (LSB), count on a log scale</text>", w / 2, h - 6));
+        sb.Append(F("<text x=\"{0}\" y=\"{1}\" text-anchor=\"middle\">difference - reference (LSB)</text>", w / 2, h - 6));
         sb.Append("</svg>");
         return sb.ToString();
     }
 
-    private static string Short(string name) => name.Length <= 18 ? name : "…" + name[^17..];
     private static string F(string format, params object[] args) => string.Format(Inv, format, args);
 }

@@ -31,14 +31,8 @@ public static class LayerDumps
             return new LayerSet { Source = path, Layers = files.Select(f => (Path.GetFileNameWithoutExtension(f), (object)NpyFormat.Read(f))).ToList() };
         }
         if (!File.Exists(path)) throw new QuantToolsException(ErrorCode.IoError, "no such file or folder", path);
-        var ext = Path.GetExtension(path).ToLowerInvariant();
-        if (ext == ".json") return ReadGolden(path);
-        if (ext == ".safetensors")
-        {
-            var f = SafeTensorsFile.Open(path);
-            return new LayerSet { Source = path, Layers = QTensorCodec.Decode(f.ReadAll(), f.Metadata, path) };
-        }
-        return new LayerSet { Source = path, Layers = TensorFile.ReadAll(path).Select(t => (t.Name, (object)t.Tensor)).ToList() };
+        if (Path.GetExtension(path).Equals(".json", StringComparison.OrdinalIgnoreCase)) return ReadGolden(path);
+        return new LayerSet { Source = path, Layers = QTensorFile.ReadAll(path) };
     }
 
     /// <summary>A golden model JSON: each module's quantized output for input 0, in forward order.</summary>

@@ -12,6 +12,11 @@ public static class QuantComparer
     public static ComparisonResult CompareTensors(object reference, object difference, CompareOptions? options = null, string layer = "output")
     {
         options ??= new CompareOptions();
+        if (options.BatchIndex is { } bi)
+        {
+            reference = BatchSlice.Take(reference, bi, layer);
+            difference = BatchSlice.Take(difference, bi, layer);
+        }
         var (result, data) = Measure(layer, layer, LayerMatch.Name, 0, reference, difference, options);
         if (!result.Passed) result.Hints = HintAnalyzer.Analyze(data, options, upstream: null);
         return result;
@@ -19,18 +24,25 @@ public static class QuantComparer
 
     /// <summary>
     /// Compares two sets of named layers, Reference in model order. A layer whose shapes differ is reported through
-    /// <paramref name="onError"/> (and skipped) when given, else throws.
+    /// <paramref name="onError"/> (and skipped) when given, else throws. A comparison of nothing (no layer aligned, or
+    /// every aligned layer a shape error) throws: it must never read as a pass.
     /// </summary>
     public static ComparisonSummary Compare(IReadOnlyList<(string Name, object Value)> reference,
         IReadOnlyList<(string Name, object Value)> difference, CompareOptions? options = null,
         Action<QuantToolsException>? onError = null)
     {
         options ??= new CompareOptions();
+        if (options.BatchIndex is { } bi)
+        {
+            reference = reference.Select(x => (x.Name, BatchSlice.Take(x.Value, bi, x.Name))).ToList();
+            difference = difference.Select(x => (x.Name, BatchSlice.Take(x.Value, bi, x.Name))).ToList();
+        }
         var (pairs, unRef, unDif) = LayerAligner.Align(reference.Select(x => x.Name).ToList(), difference.Select(x => x.Name).ToList(), options.LayerMap);
         var results = new List<ComparisonResult>();
         var byName = new Dictionary<string, ComparisonResult>(StringComparer.Ordinal);
         ComparisonResult? previous = null;
         string? previousFailedShape = null;
+        var shapeErrors = new List<QuantToolsException>();
         foreach (var p in pairs)
         {
             var (rName, rVal) = reference[p.ReferenceIndex];
@@ -43,6 +55,7 @@ public static class QuantComparer
             }
             catch (QuantToolsException e) when (onError is not null)
             {
+                shapeErrors.Add(e);
                 onError(e);
                 previousFailedShape = rName;
                 previous = null;
@@ -58,6 +71,7 @@ public static class QuantComparer
             previous = result;
             previousFailedShape = null;
         }
+        if (results.Count == 0) throw NothingCompared(reference, difference, pairs.Count, shapeErrors, options);
         var first = results.FirstOrDefault(r => !r.Passed);
         var worst = results.Where(r => !double.IsNaN(r.Sqnr)).OrderBy(r => r.Sqnr).FirstOrDefault();
         var kinds = results.Select(r => r.MatchedBy).Distinct().OrderBy(m => m).Select(m => m.ToString()).ToList();
@@ -78,6 +92,25 @@ public static class QuantComparer
             UnmatchedDifference = unDif.Select(i => difference[i].Name).ToList(),
             Results = results,
         };
+    }
+
+    private static QuantToolsException NothingCompared(IReadOnlyList<(string Name, object Value)> reference,
+        IReadOnlyList<(string Name, object Value)> difference, int aligned, List<QuantToolsException> shapeErrors, CompareOptions o)
+    {
+        string Names(IReadOnlyList<(string Name, object Value)> l) => l.Count == 0 ? "none" : string.Join(", ", l.Take(5).Select(x => x.Name)) + (l.Count > 5 ? ", ..." : "");
+        string why;
+        if (reference.Count == 0 || difference.Count == 0)
+            why = $"the {(reference.Count == 0 ? "Reference" : "Difference")} holds no layers";
+        else if (aligned == 0)
+            why = $"no layer of the Reference ({Names(reference)}) could be paired with one of the Difference ({Names(difference)}); pair them with -LayerMap";
+        else
+        {
+            why = $"every one of the {aligned} paired layer(s) has different shapes (first: layer '{shapeErrors[0].Target}': {shapeErrors[0].Message})";
+            bool batch = shapeErrors.Any(e => e.Message.Contains("reference shape [", StringComparison.Ordinal));
+            if (batch && o.BatchIndex is null)
+                why += "; when one side is a whole batch and the other one element (a golden model file records input 0), -BatchIndex 0 compares that element";
+        }
+        return new QuantToolsException(ErrorCode.InvalidArgument, $"nothing was compared: {why}");
     }
 
     /// <summary>The upstream layer that already differs, if any: from LayerInputs, else the previous layer.</summary>

@@ -13,19 +13,60 @@ namespace QuantTools.Core.Models;
 /// </summary>
 public static partial class ModelLoader
 {
-    public static QuantModel Load(string path)
+    /// <summary>
+    /// Loads a checkpoint. A TorchScript file's forward becomes <see cref="QuantModel.Graph"/> (when QuantTools can read
+    /// it; else <see cref="QuantModel.GraphError"/> says why); for a state_dict, <paramref name="architecture"/> (an
+    /// architecture file, see <see cref="ArchitectureFrontEnd"/>) gives the graph.
+    /// </summary>
+    public static QuantModel Load(string path, string? architecture = null)
     {
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
         {
             var st = SafeTensorsFile.Open(path);
             var sd = new TorchStateDict();
             foreach (var n in st.Names) sd.Add(n, st.Get(n));
+            if (architecture is not null)
+                throw new QuantToolsException(ErrorCode.InvalidArgument, "-Architecture goes with a torch.save state_dict (.pt); a .safetensors file holds no module versions or qparams layout to build from", path);
             return FromStateDict(sd, path, "safetensors");
         }
         var ck = TorchCheckpoint.Load(path);
-        if (ck.Kind == CheckpointKind.TorchScript && ck.Modules is { } root) return FromTorchScript(root, path);
+        if (ck.Kind == CheckpointKind.TorchScript && ck.Modules is { } root)
+        {
+            if (architecture is not null)
+                throw new QuantToolsException(ErrorCode.InvalidArgument,
+                    "this is a TorchScript archive, which carries its own graph: load it without an architecture", path);
+            var m = FromTorchScript(root, path);
+            Graph.ModelGraph? graph = null;
+            string? error = null;
+            try { graph = Graph.TorchScriptFrontEnd.Build(ck); }
+            catch (QuantToolsException e) { error = e.Message; }
+            return new QuantModel { Source = m.Source, Form = m.Form, Layers = m.Layers, Graph = graph, GraphError = error };
+        }
         string form = ck.Kind == CheckpointKind.Legacy ? "legacy" : "state_dict";
-        return FromStateDict(ck.StateDict, path, form, ModuleVersions(ck.Metadata));
+        var versions = ModuleVersions(ck.Metadata);
+        var model = FromStateDict(ck.StateDict, path, form, versions);
+        var empty = TensorFreeLeaves(versions.Keys, ck.StateDict.Select(kv => kv.Key));
+        var g = architecture is null ? null : Graph.ArchitectureFrontEnd.Build(path, architecture);
+        return new QuantModel { Source = model.Source, Form = model.Form, Layers = model.Layers, Graph = g, ModulesWithoutTensors = empty };
+    }
+
+    /// <summary>
+    /// The graph to run a model file by: a TorchScript file's forward, or a state_dict (zip or legacy) with its
+    /// architecture. A state_dict without one is an error that says how to give it.
+    /// </summary>
+    public static Graph.ModelGraph LoadGraph(string path, string? architecture = null)
+    {
+        if (architecture is not null) return Graph.ArchitectureFrontEnd.Build(path, architecture);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            throw new QuantToolsException(ErrorCode.InvalidArgument,
+                "a .safetensors file holds tensors only, no forward code: run the model's TorchScript file, or a torch.save state_dict with -Architecture", path);
+        var ck = TorchCheckpoint.Load(path);
+        if (ck.Kind == CheckpointKind.TorchScript) return Graph.TorchScriptFrontEnd.Build(ck);
+        string what = ck.Kind == CheckpointKind.Legacy ? "a legacy torch.save state_dict" : "a torch.save state_dict";
+        throw new QuantToolsException(ErrorCode.InvalidArgument,
+            $"this is {what}: it holds weights and qparams but no forward code, so it needs its architecture. Pass -Architecture " +
+            "with an architecture file (forward order, hyperparameters, wiring; see examples/architectures) or a built-in architecture " +
+            "(torchvision:<name>), or run the model's TorchScript file (torch.jit.script / torch.jit.trace, then save)", path);
     }
 
     // ------------------------------------------------------------------ TorchScript
@@ -82,6 +123,17 @@ public static partial class ModelLoader
     }
 
     // ------------------------------------------------------------------ state_dict
+
+    /// <summary>Module prefixes of a state_dict's <c>_metadata</c> that are leaves (no sub-module) and own no key.</summary>
+    private static List<string> TensorFreeLeaves(IEnumerable<string> modules, IEnumerable<string> keys)
+    {
+        var all = modules.Where(m => m.Length > 0).ToList();
+        var owners = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var k in keys)
+            for (int dot = k.LastIndexOf('.'); dot > 0; dot = k.LastIndexOf('.', dot - 1))
+                owners.Add(k[..dot]);
+        return all.Where(m => !owners.Contains(m) && !all.Any(o => o.Length > m.Length && o.StartsWith(m + ".", StringComparison.Ordinal))).ToList();
+    }
 
     /// <summary>A state_dict's <c>_metadata</c>: module prefix → the module class's <c>_version</c>.</summary>
     private static Dictionary<string, long> ModuleVersions(Formats.Pickle.PyDict? metadata)

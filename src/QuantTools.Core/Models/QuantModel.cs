@@ -45,6 +45,18 @@ public sealed class QuantModel
     /// <summary>state_dict, legacy, torchscript, qat, fx, ...</summary>
     public required string Form { get; init; }
     public required IReadOnlyList<ModelLayer> Layers { get; init; }
+    /// <summary>
+    /// The model's forward as a graph when the file carries one (TorchScript) or an architecture file gave one; null
+    /// otherwise. Gives each layer its exact input (Get-QParams' InputLayer / InputScale).
+    /// </summary>
+    public Graph.ModelGraph? Graph { get; init; }
+    /// <summary>Why a TorchScript file's forward could not be read into <see cref="Graph"/> (then rows follow file order), else null.</summary>
+    public string? GraphError { get; init; }
+    /// <summary>
+    /// Leaf modules a state_dict names (its <c>_metadata</c>) but holds no tensors for: parameter-free modules such as
+    /// ReLU6, Hardtanh, pools, or identities left by fusion. Their kind is not in the file.
+    /// </summary>
+    public IReadOnlyList<string> ModulesWithoutTensors { get; init; } = [];
 
     public ModelLayer? Find(string name) => Layers.FirstOrDefault(l => l.Name == name);
 

@@ -30,14 +30,34 @@ public static class QuantModelLinter
     {
         var rows = LayerQParams.For(model);
         var byName = rows.ToDictionary(r => r.Name, StringComparer.Ordinal);
-        foreach (var layer in model.Layers)
+        foreach (var f in NotChecked(model)) yield return f;
+        foreach (var layer in LayerQParams.LayersOf(model))
         {
-            var row = byName[layer.Name];
+            if (!byName.TryGetValue(layer.Name, out var row)) continue;
             foreach (var f in ScaleAndZeroPoint(layer, row)) yield return f;
             foreach (var f in ClampBounds(layer, row)) yield return f;
             foreach (var f in Weights(layer, row)) yield return f;
         }
         foreach (var f in ActivationRange(model, rows, engine)) yield return f;
+    }
+
+    /// <summary>
+    /// What a file without a graph hides from the rules (Info findings, rule <c>NotChecked</c>): a state_dict holds no
+    /// tensors for parameter-free modules (ReLU6, Hardtanh, pools), so their kind and clamp bounds are unknown and
+    /// ClampBoundOutOfRange cannot look at them; a fused ConvReLU2d looks like a Conv2d.
+    /// </summary>
+    public static IEnumerable<Finding> NotChecked(QuantModel model)
+    {
+        if (model.Graph is not null || model.Form == "torchscript") yield break;
+        foreach (var m in model.ModulesWithoutTensors)
+            yield return new Finding(Severity.Info, m, "NotChecked",
+                $"'{m}' holds no tensors in this {model.Form} file, so its kind is unknown (a ReLU6, Hardtanh, clamp or pool is invisible here): " +
+                "ClampBoundOutOfRange was not checked for it; run Test-QuantModel on the TorchScript form, or pass -Architecture (an architecture file or a built-in one)",
+                V(("Form", model.Form)));
+        if (model.Layers.Any(l => l.Kind is "Conv1d" or "Conv2d" or "Conv3d" or "Linear"))
+            yield return new Finding(Severity.Info, "", "NotChecked",
+                $"a {model.Form} file does not tell a fused ConvReLU2d / LinearReLU from a plain Conv2d / Linear, and wires inputs by module order; rules that need the fused ReLU or the exact producer of an input may miss findings",
+                V(("Form", model.Form)));
     }
 
     private static Dictionary<string, object?> V(params (string K, object? V)[] kv) =>

@@ -129,6 +129,11 @@ public sealed class AssertStep : PipelineStep
             }
             string? tensor = a.String("tensor");
             if (metric == "layer.max_diff" && tensor is null) a.Error("assert: metric 'layer.max_diff' needs 'tensor' (the golden integer tensor's name)");
+            if (golden is not null && !golden.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && a.Has("tensor") && tensor is not null)
+                args.Yaml.CheckTensorNames(a.Get("tensor")!, golden, [tensor], "assert.tensor");
+            else if (golden is not null && tensor is null && metric.StartsWith("output.", StringComparison.Ordinal) && !golden.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
+                     && args.Yaml.TensorNames(a.Get("golden")!, golden, "assert.golden") is { Count: > 1 } gn && !gn.Contains("output"))
+                a.Error("golden", $"assert: '{Path.GetFileName(golden)}' holds {gn.Count} tensors and none is named 'output': name the golden tensor with 'tensor'");
             string? engine = null;
             if (a.Has("engine"))
             {

@@ -82,24 +82,9 @@ public static class GoldenWriter
 
     private static void RewriteSafeTensors(string path, ModelResult run, IReadOnlyDictionary<string, string> layerFor, IReadOnlySet<string> outputs)
     {
-        IReadOnlyList<(string Name, Tensor Tensor)> raw;
-        Dictionary<string, string> meta;
-        {
-            var f = SafeTensorsFile.Open(path);
-            raw = f.ReadAll();
-            meta = f.Metadata is null ? new() : new Dictionary<string, string>(f.Metadata);
-        }
-        var decoded = QTensorCodec.Decode(raw, meta, path);
-        var tensors = new List<(string, Tensor)>();
-        foreach (var (name, value) in decoded)
-        {
-            var v = Replace(name, value, run, layerFor, outputs);
-            if (v is QTensor q) tensors.AddRange(QTensorCodec.Encode(name, q, meta));
-            else tensors.Add((name, (Tensor)v));
-        }
-        var tmp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        SafeTensorsFile.Write(tmp, tensors, meta.Count > 0 ? meta : null);
-        File.Move(tmp, path, overwrite: true);
+        var content = QTensorFile.Load(path);
+        var items = content.Items.Select(x => (x.Name, Replace(x.Name, x.Value, run, layerFor, outputs))).ToList();
+        QTensorFile.Write(path, items, new TensorFileWriteOptions { Metadata = content.Metadata });
     }
 
     private static List<string> RewriteJson(string path, ModelResult run, IReadOnlyDictionary<string, string> layerFor, IReadOnlySet<string> outputs)

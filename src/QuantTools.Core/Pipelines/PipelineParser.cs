@@ -294,7 +294,13 @@ public static class PipelineParser
                 var t = ctx.Text(fn.Value, "inputs.file");
                 if (t is null) continue;
                 var names = f.TryGetValue("tensors", out var tn) ? (ctx.List(tn.Value, "inputs.tensors") ?? []).Select(x => x.Text).ToList() : [];
-                foreach (var file in ctx.Files(fn.Value, t, "inputs.file")) { list.Add(new PipelineInput { File = file, Tensors = names }); files.Add(file); }
+                foreach (var file in ctx.Files(fn.Value, t, "inputs.file"))
+                {
+                    // a misspelt tensor name fails here, before anything runs
+                    if (f.TryGetValue("tensors", out var tnode)) ctx.CheckTensorNames(tnode.Value, file, names, "inputs.tensors");
+                    list.Add(new PipelineInput { File = file, Tensors = names });
+                    files.Add(file);
+                }
                 continue;
             }
             if (f.TryGetValue("tensors", out var tk)) ctx.Error(tk.Key, "inputs: 'tensors' goes with 'file'");

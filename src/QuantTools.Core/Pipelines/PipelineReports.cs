@@ -51,7 +51,10 @@ public sealed class PipelineSummary
     public int Assertions { get; init; }
     public int AssertionsFailed { get; init; }
     public string? OutputPath { get; init; }
-    public override string ToString() => $"{Jobs} jobs: {Passed} passed, {Failed} failed, {Errors} errors; {Assertions} assertions, {AssertionsFailed} failed";
+    /// <summary>For a merged report: which shards it holds and whether the set is complete (null for a single run).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Shards { get; init; }
+    public override string ToString() => $"{Jobs} jobs: {Passed} passed, {Failed} failed, {Errors} errors; {Assertions} assertions, {AssertionsFailed} failed" + (Shards is null ? "" : $" ({Shards})");
 }
 
 /// <summary>
@@ -61,7 +64,7 @@ public sealed class PipelineSummary
 /// </summary>
 public static class PipelineReports
 {
-    public static readonly IReadOnlyList<string> Files = ["results.json", "results.csv", "junit.xml", "summary.md"];
+    public static readonly IReadOnlyList<string> Files = ["results.json", "results.csv", "junit.xml", "summary.md", "summary.html"];
 
     private sealed class ResultsFile
     {
@@ -92,11 +95,16 @@ public static class PipelineReports
     }
 
     /// <summary>Writes the four reports for <paramref name="results"/> into <paramref name="outputPath"/>.</summary>
-    public static PipelineSummary Write(string outputPath, IEnumerable<PipelineJobResult> results)
+    public static PipelineSummary Write(string outputPath, IEnumerable<PipelineJobResult> results, string? shards = null)
     {
         var ordered = Order(results);
         Directory.CreateDirectory(outputPath);
-        var summary = Summarize(ordered, Path.GetFullPath(outputPath));
+        var s0 = Summarize(ordered, Path.GetFullPath(outputPath));
+        var summary = new PipelineSummary
+        {
+            Pipeline = s0.Pipeline, Jobs = s0.Jobs, Passed = s0.Passed, Failed = s0.Failed, Errors = s0.Errors,
+            Assertions = s0.Assertions, AssertionsFailed = s0.AssertionsFailed, OutputPath = s0.OutputPath, Shards = shards,
+        };
         var json = new ResultsFile
         {
             Pipeline = summary.Pipeline,
@@ -111,6 +119,7 @@ public static class PipelineReports
         PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "results.csv"), Csv(ordered));
         PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "junit.xml"), JUnit(ordered, summary));
         PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "summary.md"), Markdown(ordered, summary));
+        PipelineJson.WriteTextAtomic(Path.Combine(outputPath, "summary.html"), PipelineHtmlReport.Render(ordered, summary, Status(summary)));
         return summary;
     }
 
@@ -147,15 +156,20 @@ public static class PipelineReports
     /// <paramref name="outputPath"/>/jobs and the reports are written there. A job found in two folders is an error
     /// unless both results are the same run's.
     /// </summary>
-    public static (PipelineSummary Summary, IReadOnlyList<PipelineJobResult> Results) Merge(IEnumerable<string> dirs, string outputPath)
+    public static (PipelineSummary Summary, IReadOnlyList<PipelineJobResult> Results, IReadOnlyList<string> Warnings) Merge(
+        IEnumerable<string> dirs, string outputPath, bool allowPartial = false)
     {
         var byId = new Dictionary<string, (PipelineJobResult Result, string Dir)>(StringComparer.Ordinal);
         var outFull = Path.GetFullPath(outputPath);
+        // shard records first: a missing, duplicated or unfinished shard stops the merge before anything is copied
+        var parts = dirs.Select(d => Path.GetFullPath(d)).Distinct(StringComparer.Ordinal)
+            .Select(d => (Dir: d, Record: ShardRecord.Read(d), Results: Read(d))).ToList();
+        var (warnings, shards) = ShardRecord.Check(
+            parts.Select(p => (p.Dir, p.Record, (IReadOnlyCollection<string>)p.Results.Select(r => r.Job).ToHashSet(StringComparer.Ordinal))).ToList(), allowPartial);
         Directory.CreateDirectory(Path.Combine(outFull, "jobs"));
-        foreach (var dir in dirs)
+        foreach (var (full, _, read) in parts)
         {
-            var full = Path.GetFullPath(dir);
-            foreach (var r in Read(full))
+            foreach (var r in read)
             {
                 if (byId.TryGetValue(r.Job, out var had))
                 {
@@ -174,7 +188,7 @@ public static class PipelineReports
             }
         }
         var results = byId.Values.Select(v => v.Result).ToList();
-        return (Write(outFull, results), Order(results));
+        return (Write(outFull, results, shards), Order(results), warnings);
     }
 
     private static void CopyDir(string from, string to)
@@ -266,12 +280,25 @@ public static class PipelineReports
 
     private static string Md(string? s) => (s ?? "").Replace("|", "\\|").Replace("\r", "").Replace("\n", " ");
 
+    /// <summary>The verdict: FAILED when a job failed or errored; a partial merge never reads as a pass (INCOMPLETE).</summary>
+    public static string Status(PipelineSummary s)
+    {
+        bool partial = s.Shards?.Contains("PARTIAL", StringComparison.Ordinal) == true;
+        return s.Failed + s.Errors > 0 ? partial ? "FAILED, INCOMPLETE" : "FAILED" : partial ? "INCOMPLETE" : "PASSED";
+    }
+
     private static string Markdown(IReadOnlyList<PipelineJobResult> results, PipelineSummary s)
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# Pipeline {s.Pipeline}");
         sb.AppendLine();
-        sb.AppendLine($"**{(s.Failed + s.Errors == 0 ? "PASSED" : "FAILED")}**: {s.Jobs} jobs, {s.Passed} passed, {s.Failed} failed, {s.Errors} errors; {s.Assertions} assertions, {s.AssertionsFailed} failed.");
+        string status = Status(s);
+        sb.AppendLine($"**{status}**: {s.Jobs} jobs, {s.Passed} passed, {s.Failed} failed, {s.Errors} errors; {s.Assertions} assertions, {s.AssertionsFailed} failed.");
+        if (s.Shards is not null)
+        {
+            sb.AppendLine();
+            sb.AppendLine($"Merged from {Md(s.Shards)}.");
+        }
         sb.AppendLine();
         sb.AppendLine("| # | Job | Status | Model | Engines | Assertions | Seconds |");
         sb.AppendLine("|---|---|---|---|---|---|---|");

@@ -33,6 +33,8 @@ public sealed class PipelineRunner
     public bool Resume { get; init; }
     /// <summary>Rewrite the golden files the jobs' steps read from this run (right after each job's run step).</summary>
     public bool UpdateGolden { get; init; }
+    /// <summary>Which shard of a -Shard i/n split this run is; written to the output folder as shard.json.</summary>
+    public ShardRecord? Shard { get; init; }
     /// <summary>Identifies this run in the result files (resumed results keep the run id that produced them).</summary>
     public string RunId { get; } = Guid.NewGuid().ToString("N")[..12];
     /// <summary>Results of the jobs finished (or resumed) so far, by job id.</summary>
@@ -50,6 +52,7 @@ public sealed class PipelineRunner
     public IEnumerable<PipelineEvent> Run(CancellationToken cancel)
     {
         Directory.CreateDirectory(Path.Combine(OutputPath, "jobs"));
+        Shard?.Write(OutputPath);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         // not disposed: a worker that outlives a cancelled enumeration may still add to it
         var events = new BlockingCollection<PipelineEvent>();

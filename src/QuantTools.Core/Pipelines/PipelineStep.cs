@@ -90,7 +90,7 @@ public sealed class JobContext
     {
         if (_executors.TryGetValue(engine, out var e)) return e;
         var q = QEngineInfo.Parse(engine);
-        e = Job.Architecture is null ? ModelExecutor.Load(ModelPath, q) : new ModelExecutor(ArchitectureFrontEnd.Build(ModelPath, Job.Architecture), q);
+        e = new ModelExecutor(ModelLoader.LoadGraph(ModelPath, Job.Architecture), q);
         _executors[engine] = e;
         return e;
     }

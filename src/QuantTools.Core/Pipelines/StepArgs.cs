@@ -130,6 +130,42 @@ public sealed partial class YamlContext
         return null;
     }
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, DateTime, long), IReadOnlyList<string>> NamesCache = new();
+
+    /// <summary>The tensor names a file holds (its header for .safetensors), cached while the file is unchanged; null (and an error) when it cannot be read.</summary>
+    public IReadOnlyList<string>? TensorNames(YamlNode node, string file, string what)
+    {
+        try
+        {
+            var info = new FileInfo(file);
+            return NamesCache.GetOrAdd((info.FullName, info.LastWriteTimeUtc, info.Length), _ =>
+                file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+                    ? Formats.SafeTensorsFile.Open(file).Names.ToList()
+                    : Formats.TensorFile.ReadAll(file).Select(t => t.Name).ToList());
+        }
+        catch (QuantToolsException e)
+        {
+            Error(node, $"{what}: cannot read '{Path.GetFileName(file)}': {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>An error for each name or pattern (*, ?) that matches no tensor of the file, listing what it holds.</summary>
+    public void CheckTensorNames(YamlNode node, string file, IEnumerable<string> patterns, string what)
+    {
+        var list = patterns.ToList();
+        if (list.Count == 0) return;
+        var names = TensorNames(node, file, what);
+        if (names is null) return;
+        foreach (var p in list)
+        {
+            var re = JobContext.TensorName(p);
+            if (names.Any(n => re.IsMatch(n))) continue;
+            Error(node, $"{what}: no tensor in '{Path.GetFileName(file)}' matches '{p}'; it holds " +
+                        (names.Count == 0 ? "no tensors" : string.Join(", ", names.Take(20)) + (names.Count > 20 ? ", ..." : "")));
+        }
+    }
+
     /// <summary>The files a path or glob (*, ?, ** for any folders) names, sorted; an error when none match.</summary>
     public List<string> Files(YamlNode node, string text, string what)
     {

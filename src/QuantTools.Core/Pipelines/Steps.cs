@@ -36,18 +36,8 @@ public sealed class QParamsStep : PipelineStep
         }
     }
 
-    internal static void WriteCsv(string file, IReadOnlyList<LayerQParams> rows)
-    {
-        var sb = new StringBuilder();
-        sb.AppendLine("Name,Kind,InputScale,InputZeroPoint,OutputScale,OutputZeroPoint,WeightDtype,WeightQScheme,WeightAxis,WeightScaleMin,WeightScaleMax,HasBias,Multipliers");
-        static string N(double? d) => d?.ToString("R", CultureInfo.InvariantCulture) ?? "";
-        foreach (var r in rows)
-            sb.AppendLine(string.Join(",", Csv.Field(r.Name), Csv.Field(r.Kind), N(r.InputScale), r.InputZeroPoint?.ToString(CultureInfo.InvariantCulture),
-                N(r.OutputScale), r.OutputZeroPoint?.ToString(CultureInfo.InvariantCulture), r.WeightDtype, r.WeightQScheme,
-                r.WeightAxis?.ToString(CultureInfo.InvariantCulture), N(r.WeightScaleMin), N(r.WeightScaleMax), r.HasBias ? "True" : "False",
-                Csv.Field(r.Multipliers is null ? "" : string.Join(";", r.Multipliers.Select(m => m.ToString("R", CultureInfo.InvariantCulture))))));
-        PipelineJson.WriteTextAtomic(file, sb.ToString());
-    }
+    internal static void WriteCsv(string file, IReadOnlyList<LayerQParams> rows) =>
+        PipelineJson.WriteTextAtomic(file, LayerQParamsCsv.ToCsv(rows));
 }
 
 /// <summary><c>lint</c>: Test-QuantModel's findings (engine: the job's first engine unless given).</summary>
@@ -149,7 +139,7 @@ public sealed class CalibrateStep : PipelineStep
         ctx.Calibrations[Name] = obs;
         ctx.CalibratedQParams[Name] = qp;
         ctx.LastCalibration = Name;
-        result.Message = $"{obs.Name}: {qp}";
+        result.Message = $"{obs.Name}: {qp}" + string.Concat(obs.Warnings.Select(w => $"; warning: {w}"));
         result.Metrics["batches"] = ctx.Inputs.Count;
         foreach (var (k, v) in Metrics(obs, qp)) result.Metrics[k] = v;
         if (ctx.OutputFile(Kind) is { } file)
@@ -262,11 +252,7 @@ public sealed class QuantizeStep : PipelineStep
         ctx.QuantizeMetrics = new Dictionary<string, double>(result.Metrics);
         if (ctx.OutputFile(Kind) is { } file)
         {
-            var meta = new Dictionary<string, string>();
-            var tensors = list.SelectMany(e => QTensorCodec.Encode(e.Item1, e.Item3, meta)).ToList();
-            var tmp = file + ".tmp";
-            SafeTensorsFile.Write(tmp, tensors, meta.Count > 0 ? meta : null);
-            File.Move(tmp, file, overwrite: true);
+            QTensorFile.Write(file, list.Select(e => (e.Item1, (object)e.Item3)).ToList());
             result.Output = ctx.Relative(file);
         }
     }
@@ -302,8 +288,7 @@ public sealed class RunStep : PipelineStep
     {
         bool capture = _capture || ctx.CaptureRequested;
         var file = ctx.OutputFile(Kind);
-        var tensors = new List<(string, Tensor)>();
-        var meta = new Dictionary<string, string>();
+        var entries = new List<(string, object)>();
         ctx.Runs.Clear();
         foreach (var engine in Engines)
         {
@@ -314,12 +299,7 @@ public sealed class RunStep : PipelineStep
                 ctx.Cancel.ThrowIfCancellationRequested();
                 var r = exec.Run(t, capture, ctx.Cancel);
                 runs.Add(r);
-                if (file is not null)
-                {
-                    string prefix = $"{engine}/{runs.Count - 1}";
-                    tensors.Add(($"{prefix}/output", r.Output));
-                    foreach (var l in r.Layers) tensors.AddRange(QTensorCodec.Encode($"{prefix}/{l.Name}", l.Value, meta));
-                }
+                if (file is not null) entries.AddRange(ModelRunFiles.Entries(r, $"{engine}/{runs.Count - 1}"));
             }
             ctx.Runs[engine] = runs;
             result.Metrics[$"{engine}.batches"] = runs.Count;
@@ -327,9 +307,7 @@ public sealed class RunStep : PipelineStep
         }
         if (file is not null)
         {
-            var tmp = file + ".tmp";
-            SafeTensorsFile.Write(tmp, tensors, meta.Count > 0 ? meta : null);
-            File.Move(tmp, file, overwrite: true);
+            QTensorFile.Write(file, entries);
             result.Output = ctx.Relative(file);
         }
     }

@@ -41,6 +41,11 @@ public sealed class CompareQuantOutputCommand : QuantCmdlet
     [Parameter]
     public int? ChannelAxis { get; set; }
 
+    /// <summary>Compare only this batch element of every layer (a golden model JSON records element 0).</summary>
+    [Parameter]
+    [ValidateRange(0, int.MaxValue)]
+    public int? BatchIndex { get; set; }
+
     [Parameter]
     public SwitchParameter Summary { get; set; }
 
@@ -62,7 +67,7 @@ public sealed class CompareQuantOutputCommand : QuantCmdlet
                 floatInputs[e.Key.ToString()!] = OrThrow(e.Key, () => TensorArgument.ToTensor(e.Value));
         var options = new CompareOptions
         {
-            MinSqnr = MinSqnr, MaxLsb = MaxLsb, TopK = TopK, ChannelAxis = ChannelAxis, FloatInputs = floatInputs,
+            MinSqnr = MinSqnr, MaxLsb = MaxLsb, TopK = TopK, ChannelAxis = ChannelAxis, FloatInputs = floatInputs, BatchIndex = BatchIndex,
             LayerMap = LayerMap?.Cast<DictionaryEntry>().Select(e => new KeyValuePair<string, string>(e.Key.ToString()!, e.Value?.ToString() ?? "")).ToList(),
         };
         ComparisonSummary summary;

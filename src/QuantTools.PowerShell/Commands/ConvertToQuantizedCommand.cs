@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using QuantTools.Core;
 using QuantTools.Core.Quantization;
+using QuantTools.Core.Quantization.Observers;
 using QuantTools.Core.Tensors;
 using QuantTools.PowerShell.Internal;
 
@@ -111,26 +112,10 @@ public sealed class ConvertToQuantizedCommand : QuantCmdlet
             case QParamsSet:
                 return QParams!;
             case ExplicitSet:
-            {
-                var dtype = DTypeInfo.Parse(Dtype ?? "quint8");
-                bool perChannel = Scale.Length > 1 || Axis.HasValue;
-                var scheme = QScheme is not null ? QSchemeInfo.Parse(QScheme)
-                    : perChannel ? Core.Tensors.QScheme.PerChannelAffine : Core.Tensors.QScheme.PerTensorAffine;
-                if (perChannel && !scheme.IsPerChannel())
-                    throw new QuantToolsException(ErrorCode.InvalidQParams, $"{Scale.Length} scales or -Axis need a per-channel -QScheme, not {scheme.TorchName()}");
-                var zp = ZeroPoint ?? new double[Scale.Length];
-                if (zp.Length == 1 && Scale.Length > 1) zp = Enumerable.Repeat(zp[0], Scale.Length).ToArray();
-                if (scheme.IsPerChannel() && !Axis.HasValue)
-                    throw new QuantToolsException(ErrorCode.InvalidQParams, "per-channel quantization needs -Axis");
-                if (scheme == Core.Tensors.QScheme.PerChannelAffineFloatQParams)
-                    return new QParams(scheme, dtype, Scale, [], Axis!.Value, zp.Select(v => (float)v).ToArray(), QuantMin, QuantMax);
-                var izp = zp.Select(v => v == Math.Floor(v) ? (long)v
-                    : throw new QuantToolsException(ErrorCode.InvalidQParams, $"zero point {v} is not an integer (fractional zero points need per_channel_affine_float_qparams)")).ToArray();
-                return new QParams(scheme, dtype, Scale, izp, scheme.IsPerChannel() ? Axis!.Value : -1, null, QuantMin, QuantMax);
-            }
+                return ExplicitQParams.Create(Scale, ZeroPoint, Dtype, QScheme, Axis, QuantMin, QuantMax);
             default:
             {
-                var choice = new ObserverChoice
+                var choice = new ObserverRequest
                 {
                     Observer = Observer, Engine = Engine, Weight = Weight,
                     ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
@@ -139,7 +124,9 @@ public sealed class ConvertToQuantizedCommand : QuantCmdlet
                 };
                 var obs = choice.Create();
                 obs.Forward(x);
-                return obs.CalculateQParams();
+                var qp = obs.CalculateQParams();
+                foreach (var w in obs.Warnings) WriteWarning($"{obs.Name}: {w}");
+                return qp;
             }
         }
     }

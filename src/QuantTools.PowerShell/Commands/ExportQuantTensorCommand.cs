@@ -72,37 +72,14 @@ public sealed class ExportQuantTensorCommand : QuantCmdlet
             return;
         }
         if (!ShouldProcess(path, $"Write {_items.Count} tensor(s)")) return;
+        var ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
         OrThrow<object?>(path, () =>
         {
-            var ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
-            if (ext == ".safetensors")
+            QTensorFile.Write(path, _items, new TensorFileWriteOptions
             {
-                var metadata = new Dictionary<string, string>();
-                var tensors = new List<(string, Tensor)>();
-                foreach (var (name, value) in _items)
-                {
-                    if (value is QTensor q) tensors.AddRange(QTensorCodec.Encode(name, q, metadata));
-                    else tensors.Add((name, (Tensor)value));
-                }
-                SafeTensorsFile.Write(path, tensors, metadata.Count > 0 ? metadata : null);
-            }
-            else
-            {
-                var tensors = new List<(string, Tensor)>();
-                foreach (var (name, value) in _items)
-                {
-                    if (value is QTensor q)
-                    {
-                        WriteWarning($"{ext} files cannot hold qparams: '{name}' is written as its int_repr only; use .safetensors to keep scale and zero point");
-                        tensors.Add((name, q.IntRepr));
-                    }
-                    else tensors.Add((name, (Tensor)value));
-                }
-                if (ext == ".npy" && tensors.Count > 1)
-                    throw new QuantToolsException(ErrorCode.InvalidArgument,
-                        $"an .npy file holds one tensor but {tensors.Count} were given; use .npz or .safetensors", path);
-                TensorFile.Write(path, tensors, Compress);
-            }
+                Compress = Compress,
+                QParamsDropped = name => WriteWarning($"{ext} files cannot hold qparams: '{name}' is written as its int_repr only; use .safetensors to keep scale and zero point"),
+            });
             return null;
         });
         if (PassThru) WriteObject(new FileInfo(path));

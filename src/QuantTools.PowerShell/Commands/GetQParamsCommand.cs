@@ -32,6 +32,10 @@ public sealed class GetQParamsCommand : QuantCmdlet
     [Parameter(Mandatory = true, ParameterSetName = ModelSet)]
     public QuantModel? Model { get; set; }
 
+    /// <summary>For a state_dict: the architecture (forward order, wiring) that gives each layer its exact input.</summary>
+    [Parameter(ParameterSetName = PathSet)]
+    public string? Architecture { get; set; }
+
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = TensorSet)]
     public object? InputObject { get; set; }
 
@@ -121,7 +125,7 @@ public sealed class GetQParamsCommand : QuantCmdlet
     public string? ConfigPath { get; set; }
 
     private Observer? _observer;
-    private ObserverChoice? _choice;
+    private ObserverRequest? _choice;
     private int _batches;
 
     private bool _sawModel;
@@ -165,7 +169,11 @@ public sealed class GetQParamsCommand : QuantCmdlet
 
     private void WriteRows(QuantModel model)
     {
-        foreach (var row in LayerQParams.For(model))
+        var rows = LayerQParams.For(model);
+        if (LayerQParams.UnknownInputsReason(rows, model) is { } why) WriteWarning(why);
+        if (model.GraphError is { } ge)
+            WriteWarning($"{System.IO.Path.GetFileName(model.Source)}: the forward code could not be read ({ge}); input qparams follow the module order");
+        foreach (var row in rows)
         {
             var ps = PSObject.AsPSObject(row);
             ps.Properties.Add(new PSNoteProperty("Model", System.IO.Path.GetFileName(model.Source)));
@@ -178,11 +186,14 @@ public sealed class GetQParamsCommand : QuantCmdlet
         if (ParameterSetName == PathSet)
         {
             foreach (var file in ResolvePaths(Path, literal: false))
+            {
+                var arch = Architecture is null ? null : ResolveArchitecture(Architecture);
                 TryItem(file, () =>
                 {
                     if (file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) WriteOnnxRows(file);
-                    else WriteRows(ModelLoader.Load(file));
+                    else WriteRows(ModelLoader.Load(file, arch));
                 });
+            }
             return;
         }
         if (ParameterSetName == ModelSet)
@@ -199,7 +210,7 @@ public sealed class GetQParamsCommand : QuantCmdlet
             if (MyInvocation.BoundParameters.ContainsKey(p))
                 ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-{p} is an argument of ONNX Runtime's calibrators (-Observer OrtMinMax, OrtEntropy, OrtPercentile, OrtDistribution)"),
                     "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, p));
-        _choice = new ObserverChoice
+        _choice = new ObserverRequest
         {
             Observer = Observer, Dtype = Dtype, QScheme = QScheme, ReduceRange = ReduceRange, QuantMin = QuantMin,
             QuantMax = QuantMax, Axis = Axis, AveragingConstant = AveragingConstant, Bins = Bins, Eps = Eps,
@@ -219,11 +230,13 @@ public sealed class GetQParamsCommand : QuantCmdlet
             WriteRows(piped);
             return;
         }
-        TryItem(InputObject, () =>
+        // a batch the observer refuses (NaN) ends the command: no qparams come out of a partial calibration
+        OrThrow<object?>(InputObject, () =>
         {
             var t = TensorArgument.ToTensor(InputObject);
             _observer!.Forward(t);
             _batches++;
+            return null;
         });
     }
 
@@ -231,6 +244,7 @@ public sealed class GetQParamsCommand : QuantCmdlet
     {
         if (ParameterSetName != TensorSet || (_sawModel && _batches == 0)) return;
         var qp = OrThrow<QParams>(null, () => _observer!.CalculateQParams());
+        foreach (var w in _observer!.Warnings) WriteWarning($"{_observer.Name}: {w}");
         var ps = PSObject.AsPSObject(qp);
         ps.Properties.Add(new PSNoteProperty("Observer", _choice is null ? _observer!.Name : _choice.Describe(_observer!)));
         ps.Properties.Add(new PSNoteProperty("Batches", _batches));

@@ -28,7 +28,7 @@ public sealed class ImportQuantTensorCommand : QuantPathCmdlet
             TryItem(file, () =>
             {
                 int matched = 0;
-                foreach (var (name, value) in Read(file))
+                foreach (var (name, value) in QTensorFile.ReadAll(file))
                 {
                     if (patterns is not null && !patterns.Any(p => p.IsMatch(name))) continue;
                     matched++;
@@ -42,16 +42,5 @@ public sealed class ImportQuantTensorCommand : QuantPathCmdlet
                         $"no tensor matches {string.Join(", ", Name!)}", file);
             });
         }
-    }
-
-    private static IReadOnlyList<(string Name, object Value)> Read(string file)
-    {
-        if (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
-        {
-            var st = SafeTensorsFile.Open(file);
-            var tensors = st.Names.Select(n => (n, st.Get(n))).ToList();
-            return QTensorCodec.Decode(tensors, st.Metadata, file);
-        }
-        return TensorFile.ReadAll(file).Select(t => (t.Name, (object)t.Tensor)).ToList();
     }
 }

@@ -114,10 +114,8 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         {
             var engine = QEngineInfo.Parse(Engine);
             var cpu = CpuClasses.Parse(CpuClass);
-            var arch = Architecture is null ? null : GetUnresolvedProviderPathFromPSPath(Architecture);
-            _executor = OrThrow(file, () => arch is null
-                ? ModelExecutor.Load(file, engine, cpu)
-                : new ModelExecutor(Core.Models.Graph.ArchitectureFrontEnd.Build(file, arch), engine, cpu));
+            var arch = Architecture is null ? null : ResolveArchitecture(Architecture);
+            _executor = OrThrow(file, () => new ModelExecutor(ModelLoader.LoadGraph(file, arch), engine, cpu));
         }
         if (InputPath is not null)
             foreach (var p in InputPath)
@@ -196,31 +194,8 @@ public sealed class InvokeQuantModelCommand : QuantCmdlet, IDisposable
         WriteObject(ps);
     }
 
-    private void Save(ModelResult result, int batch)
-    {
-        var target = GetUnresolvedProviderPathFromPSPath(OutputPath!);
-        var tensors = new List<(string, Tensor)> { ("output", result.Output) };
-        var metadata = new Dictionary<string, string>();
-        var named = new List<(string, Tensor)>();
-        foreach (var l in result.Layers)
-            if (target.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
-                named.AddRange(QTensorCodec.Encode(l.Name, l.Value, metadata));
-            else
-                named.Add((l.Name, l.Value.IntRepr));
-        tensors.AddRange(named);
-        if (target.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
-        {
-            if (batch > 1) target = System.IO.Path.ChangeExtension(target, null) + $".{batch}.safetensors";
-            SafeTensorsFile.Write(target, tensors, metadata.Count > 0 ? metadata : null);
-        }
-        else
-        {
-            var dir = batch > 1 ? System.IO.Path.Combine(target, $"batch{batch}") : target;
-            Directory.CreateDirectory(dir);
-            foreach (var (n, t) in tensors)
-                NpyFormat.Write(System.IO.Path.Combine(dir, n + ".npy"), t);
-        }
-    }
+    private void Save(ModelResult result, int batch) =>
+        ModelRunFiles.Write(GetUnresolvedProviderPathFromPSPath(OutputPath!), result, batch);
 
     /// <summary>
     /// PowerShell disposes the cmdlet after the pipeline, also when it was stopped or failed: frees libtorch's module.

@@ -54,10 +54,12 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
             ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, PipelineParser.Describe(errors)),
                 "QuantTools.PipelineInvalid", ErrorCategory.InvalidData, file));
         IReadOnlyList<PipelineJob> jobs = definition!.Jobs;
+        ShardRecord? shard = null;
         if (Shard is not null)
         {
             var (i, n) = OrThrow(Shard, () => PipelineShard.Parse(Shard));
             jobs = PipelineShard.Select(jobs, i, n);
+            shard = ShardRecord.For(definition.Jobs, i, n);
         }
         if (Validate)
         {
@@ -68,10 +70,8 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
 
         if (UpdateGolden)
         {
-            if (Resume)
-                ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, "-UpdateGolden rewrites golden files from a fresh run; it does not go with -Resume"),
-                    "QuantTools.InvalidArgument", ErrorCategory.InvalidArgument, file));
-            var goldens = GoldenFiles(jobs);
+            OrThrow<object?>(file, () => { PipelinePolicy.CheckOptions(UpdateGolden, Resume); return null; });
+            var goldens = PipelinePolicy.GoldenFiles(jobs);
             if (goldens.Count == 0)
             {
                 WriteWarning("-UpdateGolden: no step of the selected jobs reads a golden file (assert with golden:, compare with against: {golden: ...}); nothing to rewrite");
@@ -91,8 +91,8 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
         // jobs run side by side; each job's kernels share the cores
         var runner = new PipelineRunner(jobs, output)
         {
-            ThrottleLimit = ThrottleLimit, Resume = Resume, UpdateGolden = UpdateGolden,
-            MaxThreadsPerJob = Math.Max(1, Environment.ProcessorCount / Math.Min(ThrottleLimit, Math.Max(1, jobs.Count))),
+            ThrottleLimit = ThrottleLimit, Resume = Resume, UpdateGolden = UpdateGolden, Shard = shard,
+            MaxThreadsPerJob = PipelinePolicy.KernelThreadsPerJob(ThrottleLimit, jobs.Count, Environment.ProcessorCount),
         };
         int running = 0, done = 0, failed = 0;
         bool stopped = false;
@@ -140,41 +140,12 @@ public sealed class InvokeQuantPipelineCommand : QuantCmdlet
         }
         if (stopped) return;
 
-        if (FailOnRegressionEffective())
+        if (PipelinePolicy.FailOnRegression(MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression)) ? FailOnRegression : null))
         {
-            var bad = runner.Results.Values.Where(r => r.Status is PipelineStatus.Failed or PipelineStatus.Error)
-                .OrderBy(r => r.Index).ToList();
+            var bad = PipelinePolicy.Regressions(runner.Results.Values);
             if (bad.Count > 0)
-                ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, RegressionMessage(bad, output)),
+                ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, PipelinePolicy.RegressionMessage(bad, output)),
                     "QuantTools.PipelineRegression", ErrorCategory.InvalidResult, file));
         }
-    }
-
-    /// <summary>The golden files the jobs' steps after a run step read (what -UpdateGolden rewrites), a golden JSON with its companion.</summary>
-    internal static List<string> GoldenFiles(IEnumerable<PipelineJob> jobs)
-    {
-        var set = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var j in jobs)
-            foreach (var t in j.Steps.SkipWhile(s => s is not RunStep).SelectMany(s => s.GoldenFiles))
-                foreach (var f in GoldenWriter.FilesOf(t.Path)) set.Add(f);
-        return set.ToList();
-    }
-
-    internal static string RegressionMessage(IReadOnlyList<PipelineJobResult> bad, string output)
-    {
-        var lines = bad.SelectMany(r => r.Failures.Count > 0 ? r.Failures.Select(f => "  " + f) : [$"  {r.Job}: {r.Status}"]).Take(50).ToList();
-        return $"{bad.Count} job(s) failed (reports in {output}):{Environment.NewLine}{string.Join(Environment.NewLine, lines)}";
-    }
-
-    private bool FailOnRegressionEffective()
-    {
-        if (MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression))) return FailOnRegression;
-        return IsCi();
-    }
-
-    internal static bool IsCi()
-    {
-        var ci = Environment.GetEnvironmentVariable("CI");
-        return !string.IsNullOrEmpty(ci) && !string.Equals(ci, "false", StringComparison.OrdinalIgnoreCase) && ci != "0";
     }
 }

@@ -27,6 +27,10 @@ public sealed class MergeQuantReportCommand : QuantCmdlet
     [Parameter]
     public SwitchParameter FailOnRegression { get; set; }
 
+    /// <summary>Merge even when shards are missing or unfinished (with a warning; summary.md says INCOMPLETE).</summary>
+    [Parameter]
+    public SwitchParameter AllowPartial { get; set; }
+
     private readonly List<string> _dirs = new();
 
     protected override void ProcessRecord()
@@ -46,13 +50,14 @@ public sealed class MergeQuantReportCommand : QuantCmdlet
     {
         if (_dirs.Count == 0) return;
         var output = GetUnresolvedProviderPathFromPSPath(OutputPath);
-        var (summary, results) = OrThrow(output, () => PipelineReports.Merge(_dirs, output));
+        var (summary, results, warnings) = OrThrow(output, () => PipelineReports.Merge(_dirs, output, AllowPartial));
+        foreach (var w in warnings) WriteWarning(w);
         if (PassThru) foreach (var r in results) WriteObject(r);
         else WriteObject(summary);
-        bool fail = MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression)) ? FailOnRegression : InvokeQuantPipelineCommand.IsCi();
-        var bad = results.Where(r => r.Status is PipelineStatus.Failed or PipelineStatus.Error).ToList();
+        bool fail = PipelinePolicy.FailOnRegression(MyInvocation.BoundParameters.ContainsKey(nameof(FailOnRegression)) ? FailOnRegression : null);
+        var bad = PipelinePolicy.Regressions(results);
         if (fail && bad.Count > 0)
-            ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, InvokeQuantPipelineCommand.RegressionMessage(bad, output)),
+            ThrowTerminatingError(new ErrorRecord(new QuantToolsException(ErrorCode.InvalidArgument, PipelinePolicy.RegressionMessage(bad, output)),
                 "QuantTools.PipelineRegression", ErrorCategory.InvalidResult, output));
     }
 }

@@ -22,6 +22,11 @@ public sealed class TestQuantModelCommand : QuantPathCmdlet
     [ValidateSet("x86", "fbgemm", "qnnpack", "onednn", "fbgemm-avx2", IgnoreCase = true)]
     public string Engine { get; set; } = "x86";
 
+    /// <summary>For a state_dict: the architecture that names its parameter-free modules and wiring, so every rule can check them.</summary>
+    [Parameter(ParameterSetName = "Path")]
+    [Parameter(ParameterSetName = "LiteralPath")]
+    public string? Architecture { get; set; }
+
     /// <summary>Only findings at or above this severity.</summary>
     [Parameter]
     [ValidateSet("Info", "Warning", "Error", IgnoreCase = true)]
@@ -33,7 +38,7 @@ public sealed class TestQuantModelCommand : QuantPathCmdlet
         var min = Enum.Parse<Severity>(MinimumSeverity, ignoreCase: true);
         IEnumerable<(object Target, Func<QuantModel> Load)> models = ParameterSetName == ModelSet
             ? [(Model!, () => Model!)]
-            : InputFiles().Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f))));
+            : InputFiles().Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f, Architecture is null ? null : ResolveArchitecture(Architecture)))));
         if (ParameterSetName != ModelSet)
         {
             var files = InputFiles().ToList();
@@ -44,7 +49,7 @@ public sealed class TestQuantModelCommand : QuantPathCmdlet
                         if (finding.Severity >= min) WriteObject(finding);
                 });
             models = files.Where(f => !f.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
-                .Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f))));
+                .Select(f => ((object)f, (Func<QuantModel>)(() => ModelLoader.Load(f, Architecture is null ? null : ResolveArchitecture(Architecture)))));
         }
         foreach (var (target, load) in models)
             TryItem(target, () =>

@@ -56,6 +56,18 @@ public abstract class QuantCmdlet : PSCmdlet
         }
     }
 
+    /// <summary>
+    /// An -Architecture argument: a file path (resolved like any path), or a built-in name such as
+    /// <c>torchvision:mobilenet_v2</c> (a <c>scheme:name</c> whose scheme is no PowerShell drive), passed on as is.
+    /// </summary>
+    protected string ResolveArchitecture(string architecture)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(architecture, @"^(?<scheme>[A-Za-z][A-Za-z0-9_]+):(?![\\/])");
+        if (m.Success && !SessionState.Drive.GetAll().Any(d => string.Equals(d.Name, m.Groups["scheme"].Value, StringComparison.OrdinalIgnoreCase)))
+            return architecture;
+        return GetUnresolvedProviderPathFromPSPath(architecture);
+    }
+
     /// <summary>Resolves -Path (wildcards) / -LiteralPath to provider paths; a missing path is a non-terminating error.</summary>
     protected IEnumerable<string> ResolvePaths(string[]? paths, bool literal)
     {

@@ -56,6 +56,38 @@ public class PipelineParserTests
     }
 
     [Fact]
+    public void TensorNamesInInputAndGoldenFilesAreChecked()
+    {
+        using var d = new PipelineDir();
+        d.Copy(Fixtures.Core("models", "seed_convnet.safetensors"), "g.safetensors");
+        d.Copy(Fixtures.Core("models", "seed_convnet.torchscript.pt"), "m.pt");
+        var (def, errors) = d.Parse("""
+            jobs:
+              - name: a
+                models: m.pt
+                inputs:
+                  - {file: g.safetensors, tensors: [inptu]}
+                  - {file: g.safetensors, tensors: ["act/*"]}
+                steps:
+                  - run
+                  - assert:
+                      - {metric: output.equal, golden: g.safetensors, tensor: outptu}
+                      - {metric: output.equal, golden: g.safetensors}
+            """);
+        Assert.Null(def);
+        var e = Single(errors, "matches 'inptu'");
+        Assert.Equal(5, e.Line);
+        Assert.Contains("inputs.tensors: no tensor in 'g.safetensors' matches 'inptu'; it holds ", e.Message);
+        Assert.Contains("input", e.Message);
+        var g = Single(errors, "matches 'outptu'");
+        Assert.Equal(10, g.Line);
+        Assert.DoesNotContain(errors, x => x.Message.Contains("'act/*'"));
+        // the golden has input, output, ...: without 'tensor' the output is taken, which it has
+        Assert.DoesNotContain(errors, x => x.Message.Contains("none is named 'output'"));
+        Assert.Equal(2, errors.Count);
+    }
+
+    [Fact]
     public void UnknownKeyIsReportedWithLineColumnAndTheExpectedKeys()
     {
         using var d = new PipelineDir("m.pt");

@@ -108,13 +108,15 @@ public class PipelineRunnerTests
         for (int i = 1; i <= 3; i++)
         {
             var dir = Path.Combine(d.Dir, $"shard{i}");
-            var r = new PipelineRunner(PipelineShard.Select(jobs, i, 3), dir);
+            var r = new PipelineRunner(PipelineShard.Select(jobs, i, 3), dir) { Shard = ShardRecord.For(jobs, i, 3) };
             RunAll(r);
             PipelineReports.Write(dir, r.Results.Values);
             shards.Add(dir);
         }
         var merged = Path.Combine(d.Dir, "merged");
-        var (summary, results) = PipelineReports.Merge(shards, merged);
+        var (summary, results, warnings) = PipelineReports.Merge(shards, merged);
+        Assert.Empty(warnings);
+        Assert.Equal("shards 1/3, 2/3, 3/3 (complete)", summary.Shards);
         Assert.Equal(5, summary.Jobs);
         Assert.Equal((3, 1, 1), (summary.Passed, summary.Failed, summary.Errors));
         Assert.Equal(jobs.Select(j => j.Id), results.Select(r => r.Job));
@@ -123,6 +125,40 @@ public class PipelineRunnerTests
         foreach (var f in PipelineReports.Files) Assert.True(File.Exists(Path.Combine(merged, f)), f);
         // shards that overlap are refused
         Assert.Throws<QuantToolsException>(() => PipelineReports.Merge([shards[0], single], Path.Combine(d.Dir, "bad")));
+
+        // a missing shard is refused, or merged with a warning and an INCOMPLETE summary when asked for
+        var e = Assert.Throws<QuantToolsException>(() => PipelineReports.Merge([shards[0], shards[2]], Path.Combine(d.Dir, "partial")));
+        Assert.Contains("shard(s) 2/3 missing", e.Message);
+        Assert.Contains("-AllowPartial", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(d.Dir, "partial")));
+        var (ps, pr, pw) = PipelineReports.Merge([shards[0], shards[2]], Path.Combine(d.Dir, "partial"), allowPartial: true);
+        Assert.Equal(ShardRecord.Read(shards[0])!.Jobs.Count + ShardRecord.Read(shards[2])!.Jobs.Count, ps.Jobs);
+        Assert.Contains(pw, w => w.Contains("2/3 missing") && w.Contains($"of {jobs.Count} jobs"));
+        Assert.Contains("INCOMPLETE", File.ReadAllText(Path.Combine(d.Dir, "partial", "summary.md")));
+        // the same shard twice
+        var copy = Path.Combine(d.Dir, "shard1-again");
+        CopyTree(shards[0], copy);
+        Assert.Contains("shard 1/3 is given twice", Assert.Throws<QuantToolsException>(() => PipelineReports.Merge([shards[0], copy, shards[1], shards[2]], Path.Combine(d.Dir, "dup"))).Message);
+        // a shard of another split
+        var other = Path.Combine(d.Dir, "other");
+        var o = new PipelineRunner(PipelineShard.Select(jobs, 1, 2), other) { Shard = ShardRecord.For(jobs, 1, 2) };
+        RunAll(o);
+        Assert.Contains("different splits", Assert.Throws<QuantToolsException>(() => PipelineReports.Merge([shards[0], other], Path.Combine(d.Dir, "mix"))).Message);
+        // an unfinished shard: its record lists a job without a result
+        var cut = Path.Combine(d.Dir, "cut");
+        CopyTree(shards[1], cut);
+        var rec = ShardRecord.Read(cut)!;
+        File.Delete(Path.Combine(cut, "results.json"));
+        File.Delete(Directory.GetFiles(Path.Combine(cut, "jobs"), "*.json")[0]);
+        Assert.Contains("has no result for 1 of its", Assert.Throws<QuantToolsException>(() => PipelineReports.Merge([shards[0], cut, shards[2]], Path.Combine(d.Dir, "cutm"))).Message);
+        Assert.True(rec.Jobs.Count >= 1);
+    }
+
+    private static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+        foreach (var dd in Directory.GetDirectories(from)) CopyTree(dd, Path.Combine(to, Path.GetFileName(dd)));
     }
 
     /// <summary>results.json without what differs between runs (durations, start times, run ids).</summary>

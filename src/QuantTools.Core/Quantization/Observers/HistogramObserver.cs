@@ -64,12 +64,13 @@ public sealed class HistogramObserver : Observer
         if (xMin == float.NegativeInfinity || xMax == float.PositiveInfinity)
         {
             // x = x[x.abs() != inf]; the dropped elements lie outside any finite histc range, so only min/max change.
+            Warn("torch.inf detected in input tensor, ignoring input (the ±Inf elements are left out of the histogram, as PyTorch does)");
             (xMin, xMax) = FiniteMinMax(v);
             if (float.IsPositiveInfinity(xMin) && float.IsNegativeInfinity(xMax)) return; // nothing finite left
         }
         if (float.IsNaN(xMin) || float.IsNaN(xMax))
             throw new QuantToolsException(ErrorCode.InvalidArgument,
-                "torch.histc: range of [nan, nan] is not finite (the input contains NaN)");
+                "the input contains NaN: PyTorch's HistogramObserver.forward refuses it (torch.histc: range of [nan, nan] is not finite); remove NaN from the input first");
 
         bool uninitialized = float.IsPositiveInfinity(_min) || float.IsNegativeInfinity(_max);
         if (uninitialized)

@@ -103,8 +103,43 @@ public abstract class Observer
                 "Cannot reduce range for symmetric quantization for quint8");
     }
 
-    protected QParams CalculateFrom(float[] minVal, float[] maxVal, int axis) =>
-        QParamsMath.Calculate(minVal, maxVal, Dtype, QScheme, QuantMin, QuantMax, Eps, axis, HasCustomRange);
+    private readonly List<string> _warnings = new();
+
+    /// <summary>
+    /// What PyTorch's observer would <c>warnings.warn</c> for the data seen so far (each text once, in order): ignored
+    /// ±Inf inputs (HistogramObserver), qparams asked for before any finite data, an infinite observed range.
+    /// </summary>
+    public IReadOnlyList<string> Warnings => _warnings;
+
+    protected void Warn(string text)
+    {
+        if (!_warnings.Contains(text)) _warnings.Add(text);
+    }
+
+    /// <summary>
+    /// calculate_qparams from running min/max, with PyTorch's outcomes for data that is not finite (stated in
+    /// Get-QParams' help): nothing observed gives the defaults (scale 1, zero point 0) and a warning; NaN is an error
+    /// (PyTorch's check_min_max_valid asserts min &lt;= max, which NaN fails); ±Inf gives the scale the formula gives
+    /// (Infinity), with a warning.
+    /// </summary>
+    protected QParams CalculateFrom(float[] minVal, float[] maxVal, int axis)
+    {
+        bool unobserved = minVal.Length == 0 || minVal.Length == 1 && float.IsPositiveInfinity(minVal[0]) && float.IsNegativeInfinity(maxVal[0]);
+        if (unobserved)
+            Warn("must run observer before calling calculate_qparams. Returning default values (no finite data was observed).");
+        else
+        {
+            int nan = Enumerable.Range(0, minVal.Length).FirstOrDefault(i => float.IsNaN(minVal[i]) || float.IsNaN(maxVal[i]), -1);
+            if (nan >= 0)
+                throw new QuantToolsException(ErrorCode.InvalidQParams,
+                    $"the observed data contains NaN{(minVal.Length > 1 ? $" (channel {nan})" : "")}, so the running min/max are NaN: " +
+                    $"PyTorch's {Name}.calculate_qparams refuses them (AssertionError: min nan should be less than max nan); remove NaN from the input first");
+            if (minVal.Any(float.IsInfinity) || maxVal.Any(float.IsInfinity))
+                Warn($"the observed range is infinite (min {minVal.Min()}, max {maxVal.Max()}): the scale is Infinity, as PyTorch computes it, " +
+                     "so every finite value quantizes to the zero point; clip or remove the ±Inf inputs first");
+        }
+        return QParamsMath.Calculate(minVal, maxVal, Dtype, QScheme, QuantMin, QuantMax, Eps, axis, HasCustomRange);
+    }
 
     /// <summary>x.to(float32) as a span (no copy for float32 tensors).</summary>
     protected static ReadOnlySpan<float> AsFloat32(Tensor x)

@@ -1,12 +1,12 @@
-using QuantTools.Core;
-using QuantTools.Core.Quantization;
-using QuantTools.Core.Quantization.Observers;
 using QuantTools.Core.Tensors;
 
-namespace QuantTools.PowerShell.Internal;
+namespace QuantTools.Core.Quantization.Observers;
 
-/// <summary>The observer-related parameters shared by Get-QParams and ConvertTo-Quantized, turned into an observer.</summary>
-internal sealed class ObserverChoice
+/// <summary>
+/// An observer asked for by name and arguments (Get-QParams, ConvertTo-Quantized), by engine default, or by a YAML/JSON
+/// config: which of them wins, which combinations are refused, and which observer PyTorch would build for the rest.
+/// </summary>
+public sealed class ObserverRequest
 {
     public const string ObserverNames = "MinMax, MovingAverageMinMax, PerChannelMinMax, MovingAveragePerChannelMinMax, Histogram, FixedQParams";
 
@@ -68,7 +68,7 @@ internal sealed class ObserverChoice
             // Per-channel when a channel axis or a per-channel scheme is asked for; else PyTorch's plain MinMaxObserver.
             bool perChannel = Axis.HasValue || (QScheme is not null && o.QScheme.IsPerChannel());
             name = perChannel ? "PerChannelMinMax" : "MinMax";
-            if (perChannel && QScheme is null) o.QScheme = Core.Tensors.QScheme.PerChannelAffine;
+            if (perChannel && QScheme is null) o.QScheme = Tensors.QScheme.PerChannelAffine;
         }
         return ObserverFactory.Create(name, o);
     }
